@@ -1,0 +1,3 @@
+"""costsim: a training-cost simulator for transformer models."""
+
+__version__ = "0.1.0"

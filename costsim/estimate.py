@@ -1,0 +1,193 @@
+"""The flow: scenario → plan → op table → cost kernel → step time → run → Estimate (STYLE.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .efficiency import Efficiency, fitted, with_overrides
+from .errors import PlanError
+from .hardware import HardwareProfile, load_profile
+from .kernels import hw_row, op_seconds
+from .layers import pipeline_units, unit_ops
+from .layout import layout, rank_chunks
+from .memory import GIB, MemoryBreakdown, rank_memory
+from .model import ModelSpec, resolve_model
+from .ops import ATTN_B, ATTN_F, COLL, OpTable
+from .plan import ParallelPlan, PhasePlan, resolve_phases
+from .run_costs import dp_and_optimizer
+from .scenario import Scenario
+from .schedule import StageCost, StepBreakdown, rank_times, step_breakdown
+
+
+@dataclass
+class PhaseEstimate:
+    name: str
+    tokens: float
+    steps: int
+    step_time_s: float
+    gpu_hours: float
+    wall_clock_days: float
+    cost_usd: float
+    energy_mwh: float
+    mfu: float = 0.0
+    model_tflops_per_gpu: float = 0.0
+    hardware_tflops_per_gpu: float = 0.0
+    tokens_per_s_per_gpu: float = 0.0
+    model_flops_per_token: float = 0.0
+    breakdown: StepBreakdown | None = None
+    memory: MemoryBreakdown | None = None
+    plan: ParallelPlan | None = None
+    layout: list[list[str]] = field(default_factory=list)
+    reported: bool = False
+
+
+@dataclass
+class Estimate:
+    scenario: str
+    model: ModelSpec
+    hardware: HardwareProfile
+    num_gpus: int
+    usd_per_gpu_hour: float
+    efficiency: Efficiency
+    phases: list[PhaseEstimate]
+
+    @property
+    def gpu_hours(self) -> float:
+        return sum(p.gpu_hours for p in self.phases)
+
+    @property
+    def wall_clock_days(self) -> float:
+        return sum(p.wall_clock_days for p in self.phases)
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(p.cost_usd for p in self.phases)
+
+    @property
+    def energy_mwh(self) -> float:
+        return sum(p.energy_mwh for p in self.phases)
+
+
+def load_context(sc: Scenario, base_dir: Path) -> tuple[ModelSpec, HardwareProfile]:
+    from .errors import ScenarioError
+    try:
+        model = resolve_model(sc.model, base_dir)
+    except ValueError as exc:
+        raise ScenarioError(str(exc) if str(exc).startswith("model") else f"model: {exc}") from None
+    return model, load_profile(sc.cluster.gpu, base_dir)
+
+
+def estimate(sc: Scenario, base_dir: Path = Path(".")) -> Estimate:
+    """Every phase of a scenario; raises ScenarioError / PlanError with a one-line reason."""
+    model, hw = load_context(sc, base_dir)
+    eff = with_overrides(fitted(), sc.efficiency)
+    price = sc.pricing.usd_per_gpu_hour or hw.price_usd_per_gpu_hour
+    phases = [estimate_phase(sc, model, hw, ph, eff, price) for ph in resolve_phases(sc, model, hw)]
+    return Estimate(sc.name, model, hw, sc.cluster.num_gpus, price, eff, phases)
+
+
+def unit_costs(model: ModelSpec, hw: HardwareProfile, plan: ParallelPlan, eff: Efficiency,
+               kinds: list[str]) -> dict[str, StageCost]:
+    """Per-micro-batch cost of each unit kind on one GPU, from one cost-kernel call."""
+    tables = {k: unit_ops(model, plan, k) for k in kinds}
+    ops = [o for k in kinds for o in tables[k]]
+    row = hw_row(hw, sm_frac=1.0 - plan.comm_sms / hw.num_sms, derate=eff.compute_derate,
+                 overhead_s=eff.kernel_overhead_s)
+    secs = op_seconds(OpTable(ops).arrays(), row)
+    out: dict[str, StageCost] = {k: StageCost() for k in kinds}
+    for op, t in zip(ops, secs):
+        c = out[op.unit]
+        c.model_flops += op.model_flops
+        c.hw_flops += op.flops
+        if op.kind == COLL:
+            key = (op.pass_ if op.pass_ != "R" else "B", op.overlap)
+            c.comm[key] = c.comm.get(key, 0.0) + t
+        elif op.pass_ == "F":
+            c.f += t
+            c.attn_f += t if op.kind == ATTN_F else 0.0
+        elif op.pass_ == "W":
+            c.w += t
+        else:                      # B and R (recompute runs just before the backward)
+            c.b += t
+            c.attn_b += t if op.kind == ATTN_B else 0.0
+    return out
+
+
+def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: PhasePlan, eff: Efficiency,
+                   price: float) -> PhaseEstimate:
+    n = sc.cluster.num_gpus
+    if ph.plan is None:   # a reported figure, shown as given
+        hours = ph.reported_gpu_hours
+        return PhaseEstimate(ph.name, 0.0, 0, 0.0, hours, hours / n / 24, hours * price,
+                             hours * hw.power_w * sc.pricing.pue / 1e6, reported=True)
+    plan = ph.plan
+    units = pipeline_units(model)
+    costs = unit_costs(model, hw, plan, eff, sorted(set(units)) + ["p2p"])
+    chunk_units = layout(units, {u: costs[u].f + costs[u].b + costs[u].w for u in set(units)},
+                         plan.num_chunks, plan.stage_layout)
+    chunk_cost = [sum((costs[u] for u in ch), StageCost()) + costs["p2p"] for ch in chunk_units]
+    per_rank = rank_chunks(plan.num_chunks, plan.pp, plan.schedule)
+    ranks_cost = [_rank_cost(chunk_cost, chs, plan.schedule) for chs in per_rank]
+    dp_exposed, optimizer, zero_comm = dp_and_optimizer(model, hw, plan, eff, chunk_units, per_rank, sc)
+    for rc, z in zip(ranks_cost, zero_comm):
+        for key, v in z.items():
+            rc.comm[key] = rc.comm.get(key, 0.0) + v
+    times = [rank_times(rc, plan.schedule, plan.tp_comm_overlap, eff.overlap_efficiency) for rc in ranks_cost]
+    m = plan.num_microbatches
+    v = plan.virtual_stages if plan.schedule == "interleaved" else 1
+    bd = step_breakdown(times, plan.schedule, v, m, [
+        _tail(d, t) for d, t in zip(dp_exposed, times)], optimizer)
+    mem = _check_memory(sc, model, hw, plan, chunk_units, per_rank)
+    return _figures(sc, hw, ph, plan, bd, mem, chunk_units, chunk_cost, price)
+
+
+def _rank_cost(chunk_cost: list[StageCost], chunks: list[int], schedule: str) -> StageCost:
+    total = sum((chunk_cost[c] for c in chunks), StageCost())
+    # DualPipe: each micro-batch passes one of the rank's two stages, so per micro-batch it costs their mean
+    return total.scaled(1 / len(chunks)) if schedule == "dualpipe" else total
+
+
+def _tail(dp_comm: float, r) -> float:
+    """DP gradient reduction overlaps the last backward of the rank; the rest is the exposed tail."""
+    return max(0.0, dp_comm - (r.b_compute + r.w))
+
+
+def _check_memory(sc, model, hw, plan, chunk_units, per_rank) -> MemoryBreakdown:
+    worst = None
+    for r, chs in enumerate(per_rank):
+        stages = [chunk_units[c] for c in chs]
+        units = [u for st in stages for u in st]
+        mem = rank_memory(model, plan, units, stages, r, sc.optimizer.moment_dtype, hw.hbm_capacity_bytes)
+        if worst is None or mem.total > worst.total:
+            worst = mem
+    if worst.total > worst.capacity:
+        g = worst.gib()
+        raise PlanError(
+            f"plan does not fit in memory: needs {g['total']:.1f} GiB per GPU (weights {g['weights']:.1f}, "
+            f"gradients {g['gradients']:.1f}, optimizer {g['optimizer']:.1f}, activations {g['activations']:.1f})"
+            f" but {hw.name} has {g['capacity']:.1f} GiB; try more pp/tp, zero_stage, or recompute: full")
+    return worst
+
+
+def _figures(sc, hw, ph, plan, bd, mem, chunk_units, chunk_cost, price) -> PhaseEstimate:
+    n = sc.cluster.num_gpus
+    step = bd.total
+    m = plan.num_microbatches
+    # FLOPs per step over the whole job: per-GPU op FLOPs × the GPUs sharing each micro-batch (TP·CP)
+    model_flops = sum(c.model_flops for c in chunk_cost) * plan.tp * plan.cp * m * plan.dp
+    hw_flops = sum(c.hw_flops for c in chunk_cost) * plan.tp * plan.cp * m * plan.dp
+    tokens_per_step = plan.global_batch_size * plan.seq_len
+    seconds = ph.steps * step
+    hours = n * seconds / 3600
+    return PhaseEstimate(
+        name=ph.name, tokens=ph.tokens, steps=ph.steps, step_time_s=step, gpu_hours=hours,
+        wall_clock_days=seconds / 86400, cost_usd=hours * price,
+        energy_mwh=hours * hw.power_w * sc.pricing.pue / 1e6,
+        mfu=model_flops / n / step / hw.peak_flops["bf16"],      # PaLM MFU vs the dense BF16 peak
+        model_tflops_per_gpu=model_flops / n / step / 1e12,
+        hardware_tflops_per_gpu=hw_flops / n / step / 1e12,
+        tokens_per_s_per_gpu=tokens_per_step / step / n,
+        model_flops_per_token=model_flops / tokens_per_step,
+        breakdown=bd, memory=mem, plan=plan, layout=chunk_units)

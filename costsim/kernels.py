@@ -1,0 +1,132 @@
+"""Numba cost kernel: op table × hardware-parameter rows → seconds per op.
+
+Shape-aware roofline (NVIDIA, "Matrix Multiplication Background User's Guide"): a GEMM runs at the
+achievable rate for its shape — tile padding, wave quantization over the SMs, and a K fall-off K/(K+K½) fitted
+to DeepGEMM's table (scripts/fit_gemm_shape.py) — or at HBM speed if its bytes take longer; element-wise ops
+stream at the element-wise bandwidth; every kernel pays a launch overhead. Collectives follow the α–β model
+with measured busbw: t = steps·α + wire_bytes / busbw (formulas.md, nccl-tests conventions).
+
+Layout: ops are rows of a structure of arrays, each row naming the hardware-parameter row (`config`) it runs
+on, so one call evaluates one configuration or a million (a sweep concatenates op tables).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .hardware import HardwareProfile
+
+# Hardware-parameter row layout (SI units).
+(P_RATE_BF16, P_RATE_FP8, P_TILE_M, P_TILE_N, P_K_HALF, P_SMS, P_SM_FRAC, P_DERATE, P_OVERHEAD,
+ P_HBM_STREAM, P_HBM_ELEM, P_NVL_LAT, P_NET_LAT) = range(13)
+P_NVL_BW = 13          # 5 collectives: all_reduce, all_gather, reduce_scatter, all_to_all, p2p
+P_NET_BW = 18
+P_ATT_N = 23           # number of attention curve points (≤ 8)
+P_ATT_SEQ, P_ATT_F, P_ATT_B = 24, 32, 40
+N_PARAMS = 48
+COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "p2p")
+
+
+def gemm_shape_efficiency(m, n, k, groups, tile_m, tile_n, sms, k_half):
+    """Fraction of the plateau rate a GEMM of this shape reaches: padding × waves × K fall-off."""
+    tm = math.ceil(m / tile_m)
+    tn = math.ceil(n / tile_n)
+    tiles = tm * tn * groups
+    waves = math.ceil(tiles / sms)
+    wave_eff = tiles / (waves * sms)
+    pad_eff = (m * n) / (tm * tile_m * tn * tile_n)
+    return wave_eff * pad_eff * k / (k + k_half)
+
+
+_gemm_eff_jit = njit(cache=True)(gemm_shape_efficiency)
+
+
+def hw_row(hw: HardwareProfile, *, sm_frac: float = 1.0, derate: float = 1.0,
+           overhead_s: float = 0.0) -> np.ndarray:
+    """One hardware-parameter row: MAMF rates normalised to the plateau by the MAMF shape's own efficiency."""
+    row = np.zeros(N_PARAMS)
+    for col, prec in ((P_RATE_BF16, "bf16"), (P_RATE_FP8, "fp8")):
+        mamf = hw.gemm_mamf_flops.get(prec, 0.0)
+        shape = hw.gemm_mamf_shape.get(prec)
+        ref = (gemm_shape_efficiency(*shape, 1, hw.gemm_tile_m, hw.gemm_tile_n, hw.num_sms, hw.gemm_k_half)
+               if shape else 1.0)  # shape unpublished: take MAMF as the large-shape plateau
+        row[col] = mamf / ref
+    row[P_TILE_M], row[P_TILE_N], row[P_K_HALF] = hw.gemm_tile_m, hw.gemm_tile_n, hw.gemm_k_half
+    row[P_SMS], row[P_SM_FRAC], row[P_DERATE], row[P_OVERHEAD] = hw.num_sms, sm_frac, derate, overhead_s
+    row[P_HBM_STREAM], row[P_HBM_ELEM] = hw.hbm_bw_stream, hw.hbm_bw_elementwise
+    row[P_NVL_LAT], row[P_NET_LAT] = hw.nvlink_latency_s, hw.net_latency_s
+    for i, c in enumerate(COLLECTIVES):
+        row[P_NVL_BW + i] = hw.nvlink_busbw[c]
+        row[P_NET_BW + i] = hw.net_busbw[c]
+    npts = min(8, len(hw.attn_seq_len))
+    row[P_ATT_N] = npts
+    row[P_ATT_SEQ:P_ATT_SEQ + npts] = hw.attn_seq_len[:npts]
+    row[P_ATT_F:P_ATT_F + npts] = hw.attn_fwd_flops[:npts]
+    row[P_ATT_B:P_ATT_B + npts] = hw.attn_bwd_flops[:npts]
+    return row
+
+
+@njit(cache=True)
+def _attn_rate(hw, seq, col):
+    """Attention FLOP/s at this sequence length: linear in log2(seq) between measured points, clamped."""
+    npts = int(hw[P_ATT_N])
+    x = math.log2(max(seq, 1.0))
+    if x <= math.log2(hw[P_ATT_SEQ]):
+        return hw[col]
+    for i in range(1, npts):
+        x1 = math.log2(hw[P_ATT_SEQ + i])
+        if x <= x1:
+            x0 = math.log2(hw[P_ATT_SEQ + i - 1])
+            w = (x - x0) / (x1 - x0)
+            return hw[col + i - 1] * (1.0 - w) + hw[col + i] * w
+    return hw[col + npts - 1]
+
+
+@njit(cache=True)
+def _op_seconds(kind, prec, m, n, k, groups, flops, nbytes, bytes2, launches, coll, tier, lat_steps,
+                config, hw, out):
+    for i in range(kind.shape[0]):
+        p = hw[config[i]]
+        overhead = p[P_OVERHEAD] * launches[i]
+        sms = max(1.0, math.floor(p[P_SMS] * p[P_SM_FRAC]))
+        compute_scale = p[P_DERATE] * sms / p[P_SMS]
+        kd = kind[i]
+        if kd == 0:    # GEMM
+            rate = p[P_RATE_FP8] if prec[i] == 1 else p[P_RATE_BF16]
+            eff = _gemm_eff_jit(m[i], n[i], k[i], groups[i], p[P_TILE_M], p[P_TILE_N], sms, p[P_K_HALF])
+            t_c = flops[i] / (rate * eff * compute_scale)
+            out[i] = overhead + max(t_c, nbytes[i] / p[P_HBM_STREAM])
+        elif kd == 1 or kd == 2:   # attention forward / backward
+            rate = _attn_rate(p, m[i], P_ATT_F if kd == 1 else P_ATT_B) * compute_scale
+            out[i] = overhead + max(flops[i] / rate, nbytes[i] / p[P_HBM_STREAM])
+        elif kd == 3:  # memory-bound element-wise
+            out[i] = overhead + nbytes[i] / p[P_HBM_ELEM]
+        else:          # collective: α–β with measured busbw per tier
+            c = coll[i]
+            t_net = nbytes[i] / p[P_NET_BW + c]
+            t_nvl = bytes2[i] / p[P_NVL_BW + c]
+            if tier[i] == 0:
+                out[i] = lat_steps[i] * p[P_NVL_LAT] + t_nvl
+            elif tier[i] == 1:
+                out[i] = lat_steps[i] * p[P_NET_LAT] + t_net
+            elif tier[i] == 2:     # all-to-all across nodes: NIC and NVLink shares run at once
+                out[i] = lat_steps[i] * p[P_NET_LAT] + max(t_net, t_nvl)
+            else:                  # hierarchical: in-node phase, then cross-node phase
+                out[i] = lat_steps[i] * p[P_NET_LAT] + t_net + t_nvl
+    return out
+
+
+def op_seconds(arrays: dict[str, np.ndarray], hw_rows: np.ndarray) -> np.ndarray:
+    """Seconds per op. `arrays` from OpTable.arrays(); `hw_rows` shape (n_configs, N_PARAMS)."""
+    hw_rows = np.ascontiguousarray(np.atleast_2d(hw_rows), dtype=np.float64)
+    if hw_rows.shape[1] != N_PARAMS:
+        raise ValueError(f"hw_rows: expected {N_PARAMS} columns, got {hw_rows.shape[1]}")
+    cfg = arrays["config"]
+    if cfg.size and (cfg.min() < 0 or cfg.max() >= hw_rows.shape[0]):
+        raise ValueError("arrays.config: index outside hw_rows")
+    out = np.empty(cfg.shape[0])
+    return _op_seconds(arrays["kind"], arrays["prec"], arrays["m"], arrays["n"], arrays["k"],
+                       arrays["groups"], arrays["flops"], arrays["bytes"], arrays["bytes2"], arrays["launches"],
+                       arrays["coll"], arrays["tier"], arrays["lat_steps"], cfg, hw_rows, out)

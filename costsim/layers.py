@@ -1,0 +1,197 @@
+"""Layer descriptions: which ops each kind of pipeline unit runs, per micro-batch, per GPU.
+
+Megatron-LM layouts (Shoeybi et al. 2019; Korthikanti et al. 2022) for TP/SP; DeepSeek-V3 (arXiv 2412.19437)
+for MLA, fine-grained MoE, FP8 placement and multi-token prediction.
+"""
+from __future__ import annotations
+
+from .model import ModelSpec
+from .ops import (ADD_BYTES, ALL_GATHER, CE_BYTES, DROPOUT_ADD_BYTES, MEM, NORM_BYTES, P2P,
+                  REDUCE_SCATTER, ROPE_BYTES, Op, _Builder)
+from .plan import ParallelPlan
+
+
+def _residual(b: _Builder, tokens: float) -> None:
+    h = b.m.hidden_size
+    b.mem("residual", tokens * h, DROPOUT_ADD_BYTES if b.m.dropout > 0 else ADD_BYTES)
+
+
+def _sp_tokens(b: _Builder) -> float:
+    """Tokens whose norms/residuals this GPU computes: split by TP under sequence parallelism."""
+    t = b.p.tokens_per_microbatch
+    return t / b.p.tp if b.p.sequence_parallel else t
+
+
+def attention_block(b: _Builder) -> None:
+    m, p = b.m, b.p
+    t, tp, h = p.tokens_per_microbatch, p.tp, m.hidden_size
+    b.mem("attn.norm", _sp_tokens(b) * h, NORM_BYTES, selective=m.uses_mla)
+    b.tp_collective("attn.tp_in", t, h, ALL_GATHER)
+    heads = m.num_heads / tp
+    if m.uses_mla:
+        _mla_projections(b, t, heads)
+    else:
+        qkv = (m.num_heads + 2 * m.num_kv_heads) * m.head_dim / tp
+        b.gemm("attn.qkv", t, qkv, h)
+        b.mem("attn.rope", t * (m.num_heads + m.num_kv_heads) * m.head_dim / tp, ROPE_BYTES)
+    if p.cp > 1:  # ring attention: K and V of the other CP ranks, gradients back in backward
+        kv = 2.0 * (m.qk_head_dim + m.v_dim) * (heads if m.uses_mla else m.num_kv_heads / tp)
+        b.coll("attn.cp_kv.F", ALL_GATHER, kv * t * p.cp, p.cp, tp, "cp", "F")
+        b.coll("attn.cp_kv.B", REDUCE_SCATTER, 2 * kv * t * p.cp, p.cp, tp, "cp", "B")
+    if p.attention == "flash":
+        b.flash_attention(t, heads, m.qk_head_dim, m.v_dim)
+    else:
+        b.unfused_attention(heads, m.head_dim)
+    b.gemm("attn.out", t, h, heads * m.v_dim)
+    b.tp_collective("attn.tp_out", t, h, REDUCE_SCATTER)
+    _residual(b, _sp_tokens(b))
+
+
+def _mla_projections(b: _Builder, t: float, heads: float) -> None:
+    """Multi-head latent attention (DeepSeek-V2/V3): low-rank q and compressed kv; up-projections recomputed
+    under selective recompute (DeepSeek-V3 §3.2.3)."""
+    m, h = b.m, b.m.hidden_size
+    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+    if m.q_lora_rank:
+        b.gemm("mla.q_a", t, m.q_lora_rank, h)
+        b.mem("mla.q_norm", t * m.q_lora_rank, NORM_BYTES, selective=True)
+        b.gemm("mla.q_b", t, heads * qk, m.q_lora_rank, selective=True)
+    else:
+        b.gemm("mla.q", t, heads * qk, h)
+    b.gemm("mla.kv_a", t, m.kv_lora_rank + m.qk_rope_head_dim, h)
+    b.mem("mla.kv_norm", t * m.kv_lora_rank, NORM_BYTES, selective=True)
+    b.gemm("mla.kv_b", t, heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, selective=True)
+    b.mem("mla.rope", t * (heads + 1) * m.qk_rope_head_dim, ROPE_BYTES)
+
+
+def _activation(b: _Builder, name: str, rows: float, inner: float) -> None:
+    # SwiGLU reads gate and up, writes one (6 B/elem of `inner`); GeLU reads and writes one (4 B)
+    per = (6, 10) if b.m.gated_mlp else (4, 6)
+    b.mem(name, rows * inner, per)
+
+
+def mlp_block(b: _Builder, inner: int, prefix: str = "mlp") -> None:
+    """Dense FFN: column-parallel up (gate+up when gated), activation, row-parallel down."""
+    m, p = b.m, b.p
+    t, tp, h = p.tokens_per_microbatch, p.tp, m.hidden_size
+    width = inner / tp
+    b.gemm(f"{prefix}.up", t, (2 if m.gated_mlp else 1) * width, h)
+    _activation(b, f"{prefix}.act", t, width)
+    b.gemm(f"{prefix}.down", t, h, width)
+
+
+def dense_ffn(b: _Builder, inner: int) -> None:
+    t, h = b.p.tokens_per_microbatch, b.m.hidden_size
+    b.mem("mlp.norm", _sp_tokens(b) * h, NORM_BYTES, selective=b.m.uses_mla)
+    b.tp_collective("mlp.tp_in", t, h, ALL_GATHER)
+    mlp_block(b, inner)
+    b.tp_collective("mlp.tp_out", t, h, REDUCE_SCATTER)
+    _residual(b, _sp_tokens(b))
+
+
+def moe_ffn(b: _Builder) -> None:
+    """Fine-grained MoE: router, dispatch, grouped expert GEMMs, combine; shared experts beside them."""
+    m, p = b.m, b.p
+    t, tp, h = p.tokens_per_microbatch, p.tp, m.hidden_size
+    E, topk, inner = m.n_routed_experts, m.num_experts_per_tok, m.moe_intermediate_size
+    b.mem("moe.norm", _sp_tokens(b) * h, NORM_BYTES, selective=m.uses_mla)
+    b.tp_collective("moe.tp_in", t, h, ALL_GATHER)
+    t_route = t / tp                                       # tokens routed by this GPU
+    b.gemm("moe.router", t_route, E, h, lowp=False)        # gating stays BF16 (DeepSeek-V3 §3.3)
+    b.mem("moe.topk", t_route * E, (8, 8))
+    disp_bytes = 1.0 + 4 / 128 if b.fp8 else 2.0           # FP8 + one FP32 scale per 128 values
+    b.mem("moe.permute", t_route * topk * h, (2 + disp_bytes, 2 + disp_bytes))
+    b.all_to_all("moe.dispatch.F", t_route, h, disp_bytes, "F")
+    local = E / p.ep
+    rows = t_route * topk * p.ep / E                       # tokens per local expert, balanced routing
+    b.gemm("moe.expert_up", rows, (2 if m.gated_mlp else 1) * inner, h, groups=local)
+    _activation(b, "moe.expert_act", rows * local, inner)
+    b.gemm("moe.expert_down", rows, h, inner, groups=local)
+    b.all_to_all("moe.combine.F", t_route, h, 2.0, "F")
+    b.mem("moe.unpermute", t_route * topk * h, (3, 3))
+    b.all_to_all("moe.dispatch.B", t_route, h, disp_bytes, "B")   # output grads to the experts
+    b.all_to_all("moe.combine.B", t_route, h, 2.0, "B")           # input grads back to the tokens
+    if m.n_shared_experts:
+        mlp_block(b, m.n_shared_experts * inner, prefix="moe.shared")
+    b.tp_collective("moe.tp_out", t, h, REDUCE_SCATTER)
+    _residual(b, _sp_tokens(b))
+
+
+def transformer_layer(b: _Builder, kind: str) -> None:
+    attention_block(b)
+    if kind == "moe":
+        moe_ffn(b)
+    else:
+        dense_ffn(b, b.m.intermediate_size)
+
+
+def embedding(b: _Builder) -> None:
+    t, h = b.p.tokens_per_microbatch, b.m.hidden_size
+    b.ops.append(Op("embed.lookup.F", b.unit, "F", MEM, bytes=t * h * 4))
+    b.ops.append(Op("embed.grad.W", b.unit, "W", MEM, bytes=t * h * 10))   # scatter-add into FP32 grads
+    b.tp_collective("embed.tp", t, h, REDUCE_SCATTER)                      # vocab-parallel embedding
+
+
+def output_head(b: _Builder, final_norm: bool = True) -> None:
+    """Final norm, vocab-parallel logits GEMM (BF16, DeepSeek-V3 §3.3) and cross-entropy."""
+    m, p = b.m, b.p
+    t, h = p.tokens_per_microbatch, m.hidden_size
+    if final_norm:
+        b.mem("head.norm", _sp_tokens(b) * h, NORM_BYTES)
+    b.tp_collective("head.tp_in", t, h, ALL_GATHER)
+    vocab = m.vocab_size / p.tp
+    b.gemm("head.logits", t, vocab, h, lowp=False)
+    b.mem("head.cross_entropy", t * vocab, CE_BYTES)
+
+
+def mtp_module(b: _Builder) -> None:
+    """One multi-token-prediction depth: norms, 2h→h projection, a transformer block, the shared head."""
+    t, h = b.p.tokens_per_microbatch, b.m.hidden_size
+    b.ops.append(Op("mtp.embed.F", b.unit, "F", MEM, bytes=t * h * 4))
+    b.mem("mtp.norms", 2 * _sp_tokens(b) * h, NORM_BYTES)
+    b.gemm("mtp.proj", t, h, 2 * h)
+    transformer_layer(b, "moe" if b.m.is_moe else "dense")
+    output_head(b)
+
+
+def pipeline_p2p(b: _Builder) -> None:
+    """Activation send to the next stage and gradient send back (scatter-gather over TP: ÷ tp)."""
+    p = b.p
+    if p.pp == 1:
+        return
+    size = 2.0 * p.tokens_per_microbatch * b.m.hidden_size / p.tp
+    stride = p.tp * p.cp * p.dp
+    b.coll("pp.send.F", P2P, size, 2, stride, "pp", "F")
+    b.coll("pp.send.B", P2P, size, 2, stride, "pp", "B")
+
+
+UNIT_BUILDERS = {
+    "embed": embedding,
+    "dense": lambda b: transformer_layer(b, "dense"),
+    "moe": lambda b: transformer_layer(b, "moe"),
+    "mtp": mtp_module,
+    "head": output_head,
+    "p2p": pipeline_p2p,
+}
+
+
+def unit_ops(model: ModelSpec, plan: ParallelPlan, unit: str) -> list[Op]:
+    """Ops of one unit kind for one micro-batch, with recompute ops (pass R) added per the plan."""
+    b = _Builder(model, plan, unit)
+    UNIT_BUILDERS[unit](b)
+    ops = b.ops
+    if unit in ("dense", "moe", "mtp") and plan.recompute != "none":
+        full = plan.recompute == "full"
+        again = [o for o in ops if o.pass_ == "F" and (full or o.selective)]
+        ops = ops + [_as_recompute(o) for o in again]
+    return ops
+
+
+def _as_recompute(op: Op) -> Op:
+    from dataclasses import replace
+    return replace(op, name=op.name[:-2] + ".R", pass_="R", model_flops=0.0)
+
+
+def pipeline_units(model: ModelSpec) -> list[str]:
+    """The model as a sequence of pipeline units: embedding, layers, MTP blocks, head."""
+    return ["embed", *model.layer_kinds(), *(["mtp"] * model.num_nextn_predict_layers), "head"]

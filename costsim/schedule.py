@@ -1,0 +1,131 @@
+"""Step time from per-stage costs: closed-form pipeline bubbles and what communication stays exposed.
+
+Bubbles (formulas.md): 1F1B (p−1)(F+B); interleaved (p−1)(F+B)/v (Narayanan et al. 2021); zero-bubble ZB1P
+(p−1)(F+B−2W); DualPipe (p/2−1)(F&B+B−3W) (DeepSeek-V3 report, Table 2), with B the full backward (input- and
+weight-grad) and F&B an overlapped forward+backward pair. With unequal stages the fill-and-drain generalises to
+Σᵢ Xᵢ − maxᵢ Xᵢ (equal stages give (p−1)·X).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StageCost:
+    """Seconds per micro-batch on one pipeline stage (or rank)."""
+    f: float = 0.0                 # forward compute
+    b: float = 0.0                 # input-gradient compute, including recompute
+    w: float = 0.0                 # weight-gradient compute
+    attn_f: float = 0.0            # attention part of f / b (ring-attention CP exchange hides behind it)
+    attn_b: float = 0.0
+    comm: dict[tuple[str, str], float] = field(default_factory=dict)   # (pass, overlap class) → s
+    model_flops: float = 0.0       # per micro-batch, this GPU
+    hw_flops: float = 0.0
+
+    def __add__(self, o: "StageCost") -> "StageCost":
+        comm = dict(self.comm)
+        for key, v in o.comm.items():
+            comm[key] = comm.get(key, 0.0) + v
+        return StageCost(self.f + o.f, self.b + o.b, self.w + o.w, self.attn_f + o.attn_f,
+                         self.attn_b + o.attn_b, comm, self.model_flops + o.model_flops, self.hw_flops + o.hw_flops)
+
+    def scaled(self, k: float) -> "StageCost":
+        return StageCost(self.f * k, self.b * k, self.w * k, self.attn_f * k, self.attn_b * k,
+                         {key: v * k for key, v in self.comm.items()}, self.model_flops * k, self.hw_flops * k)
+
+    def c(self, pass_: str, cls: str) -> float:
+        return self.comm.get((pass_, cls), 0.0)
+
+
+def exposed(comm: float, under: float, overlap_eff: float) -> float:
+    """Part of `comm` left on the critical path when overlapped with `under` seconds of compute: what exceeds the
+    compute, plus the fraction (1 − overlap efficiency) of the rest that fails to hide."""
+    return max(0.0, comm - under) + (1.0 - overlap_eff) * min(comm, under)
+
+
+@dataclass(frozen=True)
+class RankTimes:
+    """One rank's per-micro-batch times: compute, and communication left exposed."""
+    f_compute: float
+    b_compute: float
+    w: float
+    exposed_f: float
+    exposed_b: float
+    pair: float = 0.0              # DualPipe: an overlapped forward+backward chunk pair (F&B)
+
+    @property
+    def f(self) -> float:
+        return self.f_compute + self.exposed_f
+
+    @property
+    def b(self) -> float:
+        return self.b_compute + self.exposed_b
+
+    @property
+    def steady(self) -> float:
+        """Time per micro-batch in the steady state."""
+        return self.pair if self.pair else self.f + self.b + self.w
+
+
+def rank_times(s: StageCost, schedule: str, tp_overlap: bool, omega: float) -> RankTimes:
+    def pass_comm(p: str, compute: float, attn: float, ep_hidden: bool) -> float:
+        tp = s.c(p, "tp")
+        out = exposed(tp, compute, omega) if tp_overlap else tp
+        out += exposed(s.c(p, "cp"), attn, omega) + s.c(p, "pp") + exposed(s.c(p, "zero"), compute, omega)
+        return out + (0.0 if ep_hidden else s.c(p, "ep"))
+
+    dual = schedule == "dualpipe"
+    ef = pass_comm("F", s.f, s.attn_f, dual)
+    eb = pass_comm("B", s.b + s.w, s.attn_b, dual)
+    if not dual:
+        return RankTimes(s.f, s.b, s.w, ef, eb)
+    # DualPipe: the EP all-to-all of one chunk hides behind the compute of the paired chunk
+    busy = s.f + s.b + s.w + ef + eb
+    a2a = s.c("F", "ep") + s.c("B", "ep")
+    return RankTimes(s.f, s.b, s.w, ef, eb, pair=busy + exposed(a2a, busy, omega))
+
+
+@dataclass(frozen=True)
+class StepBreakdown:
+    forward: float
+    backward: float
+    bubble: float
+    exposed_comm: float
+    optimizer: float
+    critical_rank: int
+    per_mb: RankTimes
+
+    @property
+    def total(self) -> float:
+        return self.forward + self.backward + self.bubble + self.exposed_comm + self.optimizer
+
+    def as_dict(self) -> dict[str, float]:
+        return {"forward": self.forward, "backward": self.backward, "bubble": self.bubble,
+                "exposed_comm": self.exposed_comm, "optimizer": self.optimizer}
+
+
+def pipeline_bubble(ranks: list[RankTimes], schedule: str, v: int) -> float:
+    """Idle time per step by schedule (closed forms in the module docstring)."""
+    p = len(ranks)
+    if p == 1:
+        return 0.0
+    if schedule == "dualpipe":
+        return (p / 2 - 1) * max(r.pair + (r.b + r.w) - 3 * r.w for r in ranks)
+    if schedule == "zero-bubble":
+        x = [r.f + r.b - r.w for r in ranks]      # F + B_full − 2W with B_full = b + w
+    else:
+        x = [r.f + r.b + r.w for r in ranks]
+    fill = sum(x) - max(x)
+    return fill / v if schedule == "interleaved" else fill
+
+
+def step_breakdown(ranks: list[RankTimes], schedule: str, v: int, m: int, dp_exposed: list[float],
+                   optimizer: list[float]) -> StepBreakdown:
+    """Step = m micro-batches on the slowest rank + bubble + exposed DP tail + optimizer."""
+    crit = max(range(len(ranks)), key=lambda i: ranks[i].steady * m + dp_exposed[i] + optimizer[i])
+    r = ranks[crit]
+    comm_per_mb = r.steady - (r.f_compute + r.b_compute + r.w)
+    return StepBreakdown(forward=m * r.f_compute, backward=m * (r.b_compute + r.w),
+                         bubble=pipeline_bubble(ranks, schedule, v),
+                         exposed_comm=m * comm_per_mb + dp_exposed[crit], optimizer=optimizer[crit],
+                         critical_rank=crit, per_mb=r)
