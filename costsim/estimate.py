@@ -12,7 +12,7 @@ from .hardware import HardwareProfile, load_profile
 from .kernels import hw_row, op_seconds
 from .layers import pipeline_units, unit_ops
 from .layout import layout, rank_chunks
-from .memory import GIB, MemoryBreakdown, rank_memory
+from .memory import MemoryBreakdown, in_flight, rank_memory
 from .model import ModelSpec, resolve_model
 from .ops import ATTN_B, ATTN_F, COLL, OpTable
 from .plan import ParallelPlan, PhasePlan, resolve_phases
@@ -137,8 +137,9 @@ def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: Phas
     times = [rank_times(rc, plan.schedule, plan.tp_comm_overlap, eff.overlap_efficiency) for rc in ranks_cost]
     m = plan.num_microbatches
     v = plan.virtual_stages if plan.schedule == "interleaved" else 1
-    bd = step_breakdown(times, plan.schedule, v, m, [
-        _tail(d, t) for d, t in zip(dp_exposed, times)], optimizer)
+    unpaired = int(in_flight(plan, 0)) if plan.schedule == "dualpipe" else 0
+    bd = step_breakdown(times, plan.schedule, v, m, [_tail(d, t) for d, t in zip(dp_exposed, times)],
+                        optimizer, unpaired)
     mem = _check_memory(sc, model, hw, plan, chunk_units, per_rank)
     return _figures(sc, hw, ph, plan, bd, mem, chunk_units, chunk_cost, price)
 

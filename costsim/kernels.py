@@ -18,6 +18,13 @@ from numba import njit
 
 from .hardware import HardwareProfile
 
+# The K fall-off is a fixed per-tile cost (prologue, epilogue writing the output tile) worth K½ multiply-adds of
+# the main loop; it was fitted as K½ = 500 on H800 FP8 (DeepGEMM table). The same per-tile cost is worth fewer
+# K-steps when the main loop is slower relative to memory, so K½ scales with the GEMM's FLOP-per-byte ratio:
+# K½(rate, bw) = k_half · (rate / bw) / REF_FLOP_PER_BYTE, with the reference taken at the fit's conditions:
+# H800 FP8 MAMF 1402.6 TFLOPS over 3.0 TB/s streaming bandwidth (hardware.md).
+REF_FLOP_PER_BYTE = 1402.6e12 / 3.0e12
+
 # Hardware-parameter row layout (SI units).
 (P_RATE_BF16, P_RATE_FP8, P_TILE_M, P_TILE_N, P_K_HALF, P_SMS, P_SM_FRAC, P_DERATE, P_OVERHEAD,
  P_HBM_STREAM, P_HBM_ELEM, P_NVL_LAT, P_NET_LAT) = range(13)
@@ -50,9 +57,7 @@ def hw_row(hw: HardwareProfile, *, sm_frac: float = 1.0, derate: float = 1.0,
     for col, prec in ((P_RATE_BF16, "bf16"), (P_RATE_FP8, "fp8")):
         mamf = hw.gemm_mamf_flops.get(prec, 0.0)
         shape = hw.gemm_mamf_shape.get(prec)
-        ref = (gemm_shape_efficiency(*shape, 1, hw.gemm_tile_m, hw.gemm_tile_n, hw.num_sms, hw.gemm_k_half)
-               if shape else 1.0)  # shape unpublished: take MAMF as the large-shape plateau
-        row[col] = mamf / ref
+        row[col] = mamf / _mamf_shape_efficiency(hw, mamf, shape)
     row[P_TILE_M], row[P_TILE_N], row[P_K_HALF] = hw.gemm_tile_m, hw.gemm_tile_n, hw.gemm_k_half
     row[P_SMS], row[P_SM_FRAC], row[P_DERATE], row[P_OVERHEAD] = hw.num_sms, sm_frac, derate, overhead_s
     row[P_HBM_STREAM], row[P_HBM_ELEM] = hw.hbm_bw_stream, hw.hbm_bw_elementwise
@@ -66,6 +71,18 @@ def hw_row(hw: HardwareProfile, *, sm_frac: float = 1.0, derate: float = 1.0,
     row[P_ATT_F:P_ATT_F + npts] = hw.attn_fwd_flops[:npts]
     row[P_ATT_B:P_ATT_B + npts] = hw.attn_bwd_flops[:npts]
     return row
+
+
+def _mamf_shape_efficiency(hw: HardwareProfile, mamf: float, shape) -> float:
+    """Efficiency of the shape at which MAMF was measured, so that MAMF / it is the plateau rate. The plateau
+    enters K½ too, so iterate (converges in a few steps); unpublished shape: MAMF is the plateau."""
+    if not shape or not mamf:
+        return 1.0
+    eff = 1.0
+    for _ in range(20):
+        k_half = hw.gemm_k_half * (mamf / eff) / hw.hbm_bw_stream / REF_FLOP_PER_BYTE
+        eff = gemm_shape_efficiency(*shape, 1, hw.gemm_tile_m, hw.gemm_tile_n, hw.num_sms, k_half)
+    return eff
 
 
 @njit(cache=True)
@@ -95,7 +112,8 @@ def _op_seconds(kind, prec, m, n, k, groups, flops, nbytes, bytes2, launches, co
         kd = kind[i]
         if kd == 0:    # GEMM
             rate = p[P_RATE_FP8] if prec[i] == 1 else p[P_RATE_BF16]
-            eff = _gemm_eff_jit(m[i], n[i], k[i], groups[i], p[P_TILE_M], p[P_TILE_N], sms, p[P_K_HALF])
+            k_half = p[P_K_HALF] * rate / p[P_HBM_STREAM] / REF_FLOP_PER_BYTE
+            eff = _gemm_eff_jit(m[i], n[i], k[i], groups[i], p[P_TILE_M], p[P_TILE_N], sms, k_half)
             t_c = flops[i] / (rate * eff * compute_scale)
             out[i] = overhead + max(t_c, nbytes[i] / p[P_HBM_STREAM])
         elif kd == 1 or kd == 2:   # attention forward / backward

@@ -35,7 +35,16 @@ def attention_block(b: _Builder) -> None:
         b.gemm("attn.qkv", t, qkv, h)
         b.mem("attn.rope", t * (m.num_heads + m.num_kv_heads) * m.head_dim / tp, ROPE_BYTES)
     if p.cp > 1:  # ring attention: K and V of the other CP ranks, gradients back in backward
-        kv = 2.0 * (m.qk_head_dim + m.v_dim) * (heads if m.uses_mla else m.num_kv_heads / tp)
+        if m.uses_mla:
+            # MLA exchanges the compressed latent and up-projects the other ranks' keys locally
+            kv = 2.0 * (m.kv_lora_rank + m.qk_rope_head_dim)
+            n0 = len(b.ops)
+            b.gemm("mla.kv_b.cp_remote", t * (p.cp - 1), heads * (m.qk_nope_head_dim + m.v_head_dim),
+                   m.kv_lora_rank)
+            for op in b.ops[n0:]:
+                op.model_flops = 0.0      # duplicated work, not model FLOPs
+        else:
+            kv = 2.0 * (m.qk_head_dim + m.v_dim) * m.num_kv_heads / tp
         b.coll("attn.cp_kv.F", ALL_GATHER, kv * t * p.cp, p.cp, tp, "cp", "F")
         b.coll("attn.cp_kv.B", REDUCE_SCATTER, 2 * kv * t * p.cp, p.cp, tp, "cp", "B")
     if p.attention == "flash":

@@ -52,6 +52,7 @@ class RankTimes:
     exposed_f: float
     exposed_b: float
     pair: float = 0.0              # DualPipe: an overlapped forward+backward chunk pair (F&B)
+    a2a: float = 0.0               # DualPipe: EP all-to-all of one forward + one backward chunk
 
     @property
     def f(self) -> float:
@@ -82,7 +83,7 @@ def rank_times(s: StageCost, schedule: str, tp_overlap: bool, omega: float) -> R
     # DualPipe: the EP all-to-all of one chunk hides behind the compute of the paired chunk
     busy = s.f + s.b + s.w + ef + eb
     a2a = s.c("F", "ep") + s.c("B", "ep")
-    return RankTimes(s.f, s.b, s.w, ef, eb, pair=busy + exposed(a2a, busy, omega))
+    return RankTimes(s.f, s.b, s.w, ef, eb, pair=busy + exposed(a2a, busy, omega), a2a=a2a)
 
 
 @dataclass(frozen=True)
@@ -119,13 +120,23 @@ def pipeline_bubble(ranks: list[RankTimes], schedule: str, v: int) -> float:
     return fill / v if schedule == "interleaved" else fill
 
 
+def micro_batch_time(r: RankTimes, m: int, unpaired: int) -> float:
+    """All m micro-batches of one rank. Under DualPipe the warm-up forwards and cool-down backwards that have
+    no partner chunk (`unpaired` of each, as many as micro-batches in flight) cannot hide their all-to-all."""
+    if not r.pair:
+        return m * r.steady
+    alone = r.f + r.b + r.w + r.a2a
+    return (m - unpaired) * r.pair + unpaired * alone
+
+
 def step_breakdown(ranks: list[RankTimes], schedule: str, v: int, m: int, dp_exposed: list[float],
-                   optimizer: list[float]) -> StepBreakdown:
+                   optimizer: list[float], unpaired: int = 0) -> StepBreakdown:
     """Step = m micro-batches on the slowest rank + bubble + exposed DP tail + optimizer."""
-    crit = max(range(len(ranks)), key=lambda i: ranks[i].steady * m + dp_exposed[i] + optimizer[i])
+    crit = max(range(len(ranks)),
+               key=lambda i: micro_batch_time(ranks[i], m, unpaired) + dp_exposed[i] + optimizer[i])
     r = ranks[crit]
-    comm_per_mb = r.steady - (r.f_compute + r.b_compute + r.w)
+    compute = m * (r.f_compute + r.b_compute + r.w)
     return StepBreakdown(forward=m * r.f_compute, backward=m * (r.b_compute + r.w),
                          bubble=pipeline_bubble(ranks, schedule, v),
-                         exposed_comm=m * comm_per_mb + dp_exposed[crit], optimizer=optimizer[crit],
-                         critical_rank=crit, per_mb=r)
+                         exposed_comm=micro_batch_time(r, m, unpaired) - compute + dp_exposed[crit],
+                         optimizer=optimizer[crit], critical_rank=crit, per_mb=r)

@@ -1,0 +1,147 @@
+"""Command line: one command per verb, each a thin shell over a library call and a report function.
+
+User errors (costsim.errors.CostsimError) print one line `error: <message>` on stderr and exit with code 2;
+anything else is a bug and propagates with its traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__, report
+from .errors import CostsimError
+
+app = typer.Typer(
+    name="costsim",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table for people, json for programs.")]
+
+
+def _stderr() -> Console:
+    return Console(stderr=True)
+
+
+@contextmanager
+def user_errors(also: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """Turn a CostsimError (and `also`) into one stderr line and exit code 2; let everything else through."""
+    try:
+        yield
+    except (CostsimError, *also) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__   # one line, whatever the message holds
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _print_json(data: dict) -> None:
+    typer.echo(json.dumps(data, indent=2, allow_nan=False))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"costsim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+) -> None:
+    """Training-cost simulator for large transformers: GPU-hours, days, dollars, MFU and memory per GPU.
+
+    Describe a run in a scenario YAML (model, cluster, parallel plan, phases, pricing; keys in `costsim schema`),
+    then run `costsim estimate scenario.yaml`; `costsim profiles` lists the GPUs and models it knows.
+    """
+
+
+@app.command()
+def estimate(
+    scenario: Annotated[Path, typer.Argument(
+        help="Scenario YAML file (see `costsim schema`).", show_default=False)],
+    format: FormatOpt = Format.table,
+    overrides: Annotated[Optional[list[str]], typer.Option(
+        "--set", "-s", metavar="KEY=VALUE",
+        help="Override a scenario key, value parsed as YAML; repeatable. "
+             "E.g. --set parallelism.pp=8 --set phases.0.tokens=1e12")] = None,
+) -> None:
+    """Estimate every phase of a training run: step time, GPU-hours, days, $, MFU, memory per GPU."""
+    from .estimate import estimate as run_estimate
+    from .scenario import load_scenario
+
+    with user_errors():
+        sc = load_scenario(scenario, overrides or [])
+        if format is Format.json:
+            est = run_estimate(sc, base_dir=scenario.parent)
+        else:
+            with _stderr().status(f"estimating {sc.name}…", spinner="dots"):
+                est = run_estimate(sc, base_dir=scenario.parent)
+    if format is Format.json:
+        _print_json(report.estimate_to_dict(est))
+    else:
+        report.render_estimate(est, Console())
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the scenario file (every key, its type, default and description)."""
+    from .scenario import Scenario
+
+    typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@app.command()
+def profiles(
+    show: Annotated[Optional[str], typer.Option(
+        "--show", metavar="NAME", help="Print every field of one hardware profile with its source.")] = None,
+) -> None:
+    """List the hardware profiles and built-in models, or show one profile in full."""
+    from .hardware import list_profiles, load_profile
+    from .model import builtin_model_names, load_builtin
+
+    console = Console()
+    with user_errors(also=(ValueError,)):
+        if show is not None:
+            console.print(report.profile_table(load_profile(show)))
+            return
+        hw = [load_profile(n) for n in list_profiles()]
+        models = [load_builtin(n) for n in builtin_model_names()]
+    console.print(report.profiles_table(hw))
+    console.print(report.models_table(models))
+
+
+@app.command()
+def validate(format: FormatOpt = Format.table) -> None:
+    """Run the public validation cases: predicted vs published step times, MFU and GPU-hours."""
+    cases = importlib.import_module("costsim.validate")   # looked up at call time (tests substitute it)
+    columns = (TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_stderr(), transient=True) as bar:
+        task = bar.add_task("cases", total=None)
+
+        def progress(i: int, n: int) -> None:
+            bar.update(task, completed=i, total=n)
+
+        results = cases.run_cases(progress=progress)
+    summary = cases.summarize(results)
+    if format is Format.json:
+        _print_json(report.validation_to_dict(results, summary))
+    else:
+        report.render_validation(results, summary, Console())

@@ -1,0 +1,344 @@
+"""Presenting results: Estimate → JSON-ready dict or rich tables; hardware profiles; validation cases.
+
+Pure presentation: nothing here computes a cost. SI in the objects, human units (GiB, ms, K GPU-h, $M) only here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from rich import box
+from rich.columns import Columns
+from rich.console import Console, Group
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+from .estimate import Estimate, PhaseEstimate
+from .hardware import HardwareProfile
+from .model import ModelSpec
+
+_BREAKDOWN_KEYS = ("forward", "backward", "bubble", "exposed_comm", "optimizer")
+_MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "total", "capacity")
+_PER_MB = (("f_compute", "F compute"), ("b_compute", "B compute (incl. recompute)"), ("w", "W (weight grads)"),
+           ("exposed_f", "F exposed comm"), ("exposed_b", "B exposed comm"), ("pair", "F&B pair (DualPipe)"))
+
+
+# ---- numbers for humans ----
+
+def num(x: Any) -> float | None:
+    """Plain Python float (numpy scalars converted); None for NaN/inf so the JSON stays valid."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def fmt_si(x: float, digits: int = 3) -> str:
+    """14.8e12 → '14.8T', 62.9e9 → '62.9B' (counts: tokens, parameters)."""
+    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= scale:
+            return f"{x / scale:.{digits}g}{unit}"
+    return f"{x:.{digits}g}"
+
+
+def fmt_hours(h: float) -> str:
+    """GPU-hours as papers print them: 2,664K; 19.5K; 5,000."""
+    if h >= 100e3:
+        return f"{h / 1e3:,.0f}K"
+    if h >= 10e3:
+        return f"{h / 1e3:.1f}K"
+    return f"{h:,.0f}"
+
+
+def fmt_usd(x: float) -> str:
+    """$5.33M, $39.1K, $950."""
+    if x >= 1e6:
+        return f"${x / 1e6:,.2f}M"
+    if x >= 1e3:
+        return f"${x / 1e3:.1f}K"
+    return f"${x:,.0f}"
+
+
+def fmt_s(x: float) -> str:
+    """Seconds: 13.83, 136.2, 0.08."""
+    return f"{x:,.1f}" if x >= 100 else f"{x:.2f}"
+
+
+def fmt_days(d: float) -> str:
+    return f"{d:,.1f}" if d >= 10 else f"{d:.2f}"
+
+
+def fmt_pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+# ---- JSON ----
+
+def estimate_to_dict(est: Estimate) -> dict:
+    """The whole estimate as plain JSON types (floats, ints, str, None), phases then totals."""
+    return {
+        "scenario": est.scenario,
+        "model": _model_dict(est.model),
+        "gpu": est.hardware.name,
+        "num_gpus": int(est.num_gpus),
+        "usd_per_gpu_hour": num(est.usd_per_gpu_hour),
+        "efficiency": {k: num(v) for k, v in asdict(est.efficiency).items()},
+        "phases": [phase_to_dict(p) for p in est.phases],
+        "total": {"gpu_hours": num(est.gpu_hours), "wall_clock_days": num(est.wall_clock_days),
+                  "cost_usd": num(est.cost_usd), "energy_mwh": num(est.energy_mwh)},
+    }
+
+
+def _model_dict(m: ModelSpec) -> dict:
+    return {"name": m.name, "total_params": int(m.total_params()), "active_params": int(m.active_params())}
+
+
+def phase_to_dict(p: PhaseEstimate) -> dict:
+    """One phase; a reported phase has only its given GPU-hours and what follows from them, the rest null."""
+    sim = not p.reported
+    out = {
+        "name": p.name, "reported": p.reported,
+        "tokens": num(p.tokens) if sim else None, "steps": int(p.steps) if sim else None,
+        "step_time_s": num(p.step_time_s) if sim else None,
+        "gpu_hours": num(p.gpu_hours), "wall_clock_days": num(p.wall_clock_days), "cost_usd": num(p.cost_usd),
+        "energy_mwh": num(p.energy_mwh),
+    }
+    for key in ("mfu", "model_tflops_per_gpu", "hardware_tflops_per_gpu", "tokens_per_s_per_gpu",
+                "model_flops_per_token"):
+        out[key] = num(getattr(p, key)) if sim else None
+    bd, mem = p.breakdown, p.memory
+    out["step_breakdown_s"] = {k: num(v) for k, v in bd.as_dict().items()} if bd else None
+    out["per_microbatch_s"] = ({"critical_rank": int(bd.critical_rank)}
+                               | {k: num(getattr(bd.per_mb, k)) for k, _ in _PER_MB}) if bd else None
+    out["memory_gib_per_gpu"] = {k: num(v) for k, v in mem.gib().items()} if mem else None
+    out["plan"] = _plan_dict(p) if p.plan else None
+    out["stages"] = [list(ch) for ch in p.layout] if p.layout else None
+    return out
+
+
+def _plan_dict(p: PhaseEstimate) -> dict:
+    plan = p.plan
+    return asdict(plan) | {"num_microbatches": int(plan.num_microbatches),
+                           "tokens_per_microbatch": int(plan.tokens_per_microbatch)}
+
+
+# ---- tables: estimate ----
+
+def render_estimate(est: Estimate, console: Console) -> None:
+    """Phases table, then per simulated phase its plan, step breakdown and memory, then totals."""
+    m = est.model
+    console.print(Text.assemble(
+        (est.scenario, "bold"), f" — {m.name} ({fmt_si(m.total_params())} params, "
+        f"{fmt_si(m.active_params())} active) on {est.num_gpus:,} × {est.hardware.name} "
+        f"at ${est.usd_per_gpu_hour:,.2f}/GPU-h"))
+    for table in _phases_tables(est, console):
+        console.print(table)
+    for p in est.phases:
+        if not p.reported:
+            console.print(_phase_detail(p))
+    console.print(Text.assemble(
+        ("\nTotal  ", "bold"), (f"{fmt_hours(est.gpu_hours)} GPU-h", "bold cyan"), " · ",
+        (f"{fmt_days(est.wall_clock_days)} days", "bold"), " · ", (fmt_usd(est.cost_usd), "bold green"),
+        " · ", f"{est.energy_mwh:,.0f} MWh"))
+    e = est.efficiency
+    console.print(Text(
+        f"efficiency (global): compute_derate {e.compute_derate:.2f} · kernel_overhead {e.kernel_overhead_s * 1e6:.1f} µs"
+        f" · overlap_efficiency {e.overlap_efficiency:.2f}", style="dim"))
+
+
+_COST_COLS = ("tokens", "steps", "step\n(s)", "GPU-h", "days", "cost")
+_RATE_COLS = ("MFU", "model\nTFLOPS", "HW\nTFLOPS", "tokens/s")
+
+
+def _phases_tables(est: Estimate, console: Console) -> list[Table]:
+    """One table of phases; two (costs, then rates) when one would not fit the terminal."""
+    whole = _phases_table(est, _COST_COLS + _RATE_COLS)
+    if Measurement.get(console, console.options.update_width(10_000), whole).maximum <= console.width:
+        return [whole]
+    return [_phases_table(est, _COST_COLS), _phases_table(est, ("phase",) + _RATE_COLS)]
+
+
+def _phases_table(est: Estimate, columns: tuple[str, ...]) -> Table:
+    rates = "MFU" in columns
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, caption_justify="left", caption_style="dim",
+              caption="MFU: model FLOPs over the dense BF16 peak (PaLM App. B); TFLOPS and tokens/s per GPU"
+              if rates else None)
+    t.add_column("phase", no_wrap=True)
+    for head in columns:
+        if head != "phase":
+            t.add_column(head, justify="right", no_wrap=True)
+    for p in est.phases:
+        t.add_row(p.name, *(_phase_cells(p)[c] for c in columns if c != "phase"))
+    if "cost" in columns:
+        t.add_section()
+        bold = {"GPU-h": fmt_hours(est.gpu_hours), "days": fmt_days(est.wall_clock_days),
+                "cost": fmt_usd(est.cost_usd)}
+        t.add_row(Text("total", style="bold"), *(Text(bold.get(c, ""), style="bold") for c in columns))
+    return t
+
+
+def _phase_cells(p: PhaseEstimate) -> dict[str, str | Text]:
+    cells = {"GPU-h": fmt_hours(p.gpu_hours), "days": fmt_days(p.wall_clock_days), "cost": fmt_usd(p.cost_usd)}
+    if p.reported:
+        return cells | {c: "—" for c in ("tokens", "steps") + _RATE_COLS} | {
+            "step\n(s)": Text("reported", style="italic")}
+    return cells | {
+        "tokens": fmt_si(p.tokens), "steps": f"{p.steps:,}", "step\n(s)": fmt_s(p.step_time_s),
+        "MFU": fmt_pct(p.mfu), "model\nTFLOPS": f"{p.model_tflops_per_gpu:,.0f}",
+        "HW\nTFLOPS": f"{p.hardware_tflops_per_gpu:,.0f}", "tokens/s": f"{p.tokens_per_s_per_gpu:,.0f}"}
+
+
+def plan_line(p: PhaseEstimate) -> str:
+    """'TP1 PP16 EP64 CP1 DP128 · dualpipe, 120 micro-batches of 1×4,096 · fp8, selective recompute, ZeRO-1'."""
+    pl = p.plan
+    sched = pl.schedule + (f" (v={pl.virtual_stages})" if pl.schedule == "interleaved" else "")
+    extras = [pl.precision, f"{pl.recompute} recompute", f"ZeRO-{pl.zero_stage}"]
+    extras += (["SP"] if pl.sequence_parallel else []) + ([f"{pl.comm_sms} comm SMs"] if pl.comm_sms else [])
+    return (f"TP{pl.tp} PP{pl.pp} EP{pl.ep} CP{pl.cp} DP{pl.dp} · {sched}, "
+            f"{pl.num_microbatches:,} micro-batches of {pl.micro_batch_size}×{pl.seq_len:,} · " + ", ".join(extras))
+
+
+def _phase_detail(p: PhaseEstimate) -> Group:
+    bd, mem = p.breakdown, p.memory
+    head = Text.assemble(("\n" + p.name, "bold"), f" — step {fmt_s(p.step_time_s)} s\n", ("plan: ", "dim"),
+                         plan_line(p))
+    parts = [x for x in (_breakdown_table(bd), _per_mb_table(bd), _memory_table(mem)) if x is not None]
+    return Group(head, Columns(parts, padding=(1, 4)))   # side by side where the terminal is wide enough
+
+
+def _small(title: str, unit: str) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    t.add_column(title, no_wrap=True, style="")
+    t.add_column(unit, justify="right")
+    return t
+
+
+def _breakdown_table(bd) -> Table:
+    t = _small("step breakdown", "s")
+    t.add_column("%", justify="right")
+    total = bd.total
+    for key in _BREAKDOWN_KEYS:
+        v = getattr(bd, key)
+        t.add_row(key.replace("_", " "), f"{v:,.2f}", fmt_pct(v / total) if total else "—")
+    t.add_section()
+    t.add_row(Text("step", style="bold"), Text(f"{total:,.2f}", style="bold"), "100%")
+    return t
+
+
+def _per_mb_table(bd) -> Table:
+    t = _small(f"per micro-batch (critical rank {bd.critical_rank})", "ms")
+    for key, label in _PER_MB:
+        v = getattr(bd.per_mb, key)
+        if key == "pair" and not v:
+            continue
+        t.add_row(label, f"{v * 1e3:,.2f}")
+    return t
+
+
+def _memory_table(mem) -> Table | None:
+    if mem is None:
+        return None
+    g = mem.gib()
+    t = _small("memory per GPU", "GiB")
+    for key in ("weights", "gradients", "optimizer", "activations"):
+        t.add_row(key, f"{g[key]:,.1f}")
+    t.add_section()
+    full = g["total"] / g["capacity"] if g["capacity"] else 0.0
+    style = "bold red" if full > 0.95 else "bold"
+    t.add_row(Text("total / capacity", style="bold"),
+              Text(f"{g['total']:,.1f} / {g['capacity']:,.1f} ({full:.0%})", style=style))
+    return t
+
+
+# ---- profiles ----
+
+def profiles_table(profiles: Iterable[HardwareProfile]) -> Table:
+    t = Table(title="hardware profiles", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("name", no_wrap=True, style="bold")
+    for head in ("BF16\nTFLOPS", "FP8\nTFLOPS", "HBM\nGiB", "NVLink a2a\nbusbw GB/s", "net a2a\nbusbw GB/s",
+                 "$/GPU-h"):
+        t.add_column(head, justify="right")
+    t.add_column("description")
+    for p in profiles:
+        fp8 = p.peak_flops.get("fp8")
+        t.add_row(p.name, f"{p.peak_flops['bf16'] / 1e12:,.0f}", f"{fp8 / 1e12:,.0f}" if fp8 else "—",
+                  f"{p.hbm_capacity_bytes / 2**30:,.0f}", f"{p.nvlink_busbw['all_to_all'] / 1e9:,.0f}",
+                  f"{p.net_busbw['all_to_all'] / 1e9:,.0f}", f"{p.price_usd_per_gpu_hour:.2f}", p.description)
+    return t
+
+
+def models_table(models: Iterable[ModelSpec]) -> Table:
+    t = Table(title="built-in models", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("name", no_wrap=True, style="bold")
+    for head in ("layers", "hidden", "experts", "total params (B)", "active params (B)"):
+        t.add_column(head, justify="right")
+    for m in models:
+        experts = f"{m.n_routed_experts} (top-{m.num_experts_per_tok})" if m.is_moe else "—"
+        t.add_row(m.name, str(m.num_layers), f"{m.hidden_size:,}", experts,
+                  f"{m.total_params() / 1e9:,.1f}", f"{m.active_params() / 1e9:,.1f}")
+    return t
+
+
+def profile_fields(p: HardwareProfile) -> list[tuple[str, str, str, str]]:
+    """(dotted path, value, unit, source) for every sourced number of a profile, as written in its file."""
+    raw = yaml.safe_load(Path(p.path).read_text(encoding="utf-8"))
+    rows = []
+    for path, source in p.sources.items():
+        node = raw
+        for part in path.split("."):
+            node = node[part]
+        value = node["value"]
+        shown = " ".join(f"{v:g}" for v in value) if isinstance(value, list) else f"{value:g}"
+        rows.append((path, shown, str(node["unit"]), source))
+    return rows
+
+
+def profile_table(p: HardwareProfile) -> Table:
+    t = Table(title=f"{p.name} — {p.description}\n{p.path}", title_justify="left", box=box.SIMPLE_HEAD,
+              pad_edge=False)
+    t.add_column("field", no_wrap=True, style="bold")
+    t.add_column("value", justify="right", max_width=24, overflow="fold")
+    t.add_column("unit", no_wrap=True)
+    t.add_column("source", overflow="fold")
+    for row in profile_fields(p):
+        t.add_row(*row)
+    return t
+
+
+# ---- validation ----
+
+def validation_to_dict(results: list, summary: dict) -> dict:
+    cases = [{"case": r.case, "group": r.group, "metric": r.metric, "published": num(r.published),
+              "predicted": num(r.predicted), "error": num(r.error), "source": r.source} for r in results]
+    return {"cases": cases, "summary": {k: num(v) if isinstance(v, float) else v for k, v in summary.items()}}
+
+
+def render_validation(results: list, summary: dict, console: Console) -> None:
+    """Predicted vs published per case, one table section per group, then the summary line."""
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("case", no_wrap=True, style="bold")
+    t.add_column("metric", no_wrap=True)
+    t.add_column("published", justify="right")
+    t.add_column("predicted", justify="right")
+    t.add_column("error", justify="right")
+    t.add_column("source", overflow="fold", style="dim")
+    groups: dict[str, list] = {}
+    for r in results:
+        groups.setdefault(r.group, []).append(r)
+    for i, (group, rows) in enumerate(groups.items()):
+        if i:
+            t.add_section()
+        t.add_row(Text(group, style="bold underline"), "", "", "", "", "")
+        for r in rows:
+            err = r.error
+            style = "green" if abs(err) <= 0.1 else "yellow" if abs(err) <= 0.25 else "red"
+            t.add_row(r.case, r.metric, f"{r.published:,.4g}", f"{r.predicted:,.4g}",
+                      Text(f"{100 * err:+.1f}%", style=style), r.source)
+    console.print(t)
+    console.print(Text.assemble(
+        ("summary  ", "bold"), f"{summary['cases']} cases · median |error| {fmt_pct(summary['median_abs_error'])}"
+        f" · max |error| {fmt_pct(summary['max_abs_error'])} (worst: {summary['worst_case']})"))
