@@ -129,9 +129,15 @@ def profiles(
 
 
 @app.command()
-def validate(format: FormatOpt = Format.table) -> None:
+def validate(
+    format: FormatOpt = Format.table,
+    fit: Annotated[bool, typer.Option(
+        "--fit", help="Refit the global efficiency parameters on all cases and write costsim/fitted.json first.")] = False,
+) -> None:
     """Run the public validation cases: predicted vs published step times, MFU and GPU-hours."""
     cases = importlib.import_module("costsim.validate")   # looked up at call time (tests substitute it)
+    if fit:
+        _refit()
     columns = (TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=_stderr(), transient=True) as bar:
         task = bar.add_task("cases", total=None)
@@ -145,3 +151,17 @@ def validate(format: FormatOpt = Format.table) -> None:
         _print_json(report.validation_to_dict(results, summary))
     else:
         report.render_validation(results, summary, Console())
+
+
+def _refit() -> None:
+    from .fit import fit as run_fit, write_fitted
+    from .validate import all_cases
+
+    err = _stderr()
+    with err.status("fitting global efficiency parameters (≈1 min)") as status:
+        eff, before, after = run_fit(progress=lambda i: status.update(f"fitting: evaluation {i}"))
+    path = write_fitted(eff, before, after, sum(c.fitted_on for c in all_cases()))
+    err.print(f"fitted compute_derate {eff.compute_derate:.4f}, kernel_overhead {eff.kernel_overhead_s * 1e6:.2f} µs,"
+              f" overlap_efficiency {eff.overlap_efficiency:.4f}; log-RMSE {before ** .5:.3f} → {after ** .5:.3f};"
+              f" wrote {path}", markup=False)
+

@@ -116,6 +116,7 @@ def make_plan(sc: Scenario, par: Parallelism, model: ModelSpec, hw: HardwareProf
               precision: Precision, seq_len: int, gbs: int, where: str = "parallelism") -> ParallelPlan:
     n = sc.cluster.num_gpus
     gpn = sc.cluster.gpus_per_node or hw.gpus_per_node
+    _check_tp(par.tp, model, where)   # the model's own divisibility first: it names the real culprit
     mp = par.tp * par.pp * par.cp
     if n % mp:
         raise PlanError(f"cluster.num_gpus: {n} is not divisible by tp·pp·cp = {par.tp}·{par.pp}·{par.cp} = {mp}")
@@ -132,18 +133,20 @@ def make_plan(sc: Scenario, par: Parallelism, model: ModelSpec, hw: HardwareProf
     return plan
 
 
+def _check_tp(tp: int, m: ModelSpec, where: str) -> None:
+    for size, key in ((m.num_heads, "num_attention_heads"), (m.intermediate_size, "intermediate_size"),
+                      (0 if m.uses_mla else m.num_kv_heads, "num_key_value_heads")):
+        if size % tp:
+            raise PlanError(f"{where}: parallelism.tp={tp} does not divide {key}={size}")
+
+
 def check_plan(p: ParallelPlan, m: ModelSpec, hw: HardwareProfile, where: str) -> None:
     """Raise PlanError naming the first divisibility or capability that fails."""
     def need(ok: bool, msg: str) -> None:
         if not ok:
             raise PlanError(f"{where}: {msg}")
 
-    need(m.num_heads % p.tp == 0, f"parallelism.tp={p.tp} does not divide num_attention_heads={m.num_heads}")
-    if not m.uses_mla:
-        need(m.num_kv_heads % p.tp == 0,
-             f"parallelism.tp={p.tp} does not divide num_key_value_heads={m.num_kv_heads}")
-    need(m.intermediate_size % p.tp == 0,
-         f"parallelism.tp={p.tp} does not divide intermediate_size={m.intermediate_size}")
+    _check_tp(p.tp, m, where)
     if m.is_moe:
         need(m.n_routed_experts % p.ep == 0,
              f"parallelism.ep={p.ep} does not divide n_routed_experts={m.n_routed_experts}")

@@ -144,10 +144,15 @@ def render_estimate(est: Estimate, console: Console) -> None:
         ("\nTotal  ", "bold"), (f"{fmt_hours(est.gpu_hours)} GPU-h", "bold cyan"), " · ",
         (f"{fmt_days(est.wall_clock_days)} days", "bold"), " · ", (fmt_usd(est.cost_usd), "bold green"),
         " · ", f"{est.energy_mwh:,.0f} MWh"))
-    e = est.efficiency
-    console.print(Text(
-        f"efficiency (global): compute_derate {e.compute_derate:.2f} · kernel_overhead {e.kernel_overhead_s * 1e6:.1f} µs"
-        f" · overlap_efficiency {e.overlap_efficiency:.2f}", style="dim"))
+    console.print(Text("efficiency (global): " + efficiency_line(est), style="dim"))
+
+
+def efficiency_line(est: Estimate) -> str:
+    """'compute_derate 0.85 · kernel_overhead 4.0 µs · …': every global parameter, whatever fields it has."""
+    parts = []
+    for key, v in asdict(est.efficiency).items():
+        parts.append(f"{key.removesuffix('_s')} {v * 1e6:.1f} µs" if key.endswith("_s") else f"{key} {v:.3g}")
+    return " · ".join(parts)
 
 
 _COST_COLS = ("tokens", "steps", "step\n(s)", "GPU-h", "days", "cost")
@@ -317,28 +322,40 @@ def validation_to_dict(results: list, summary: dict) -> dict:
     return {"cases": cases, "summary": {k: num(v) if isinstance(v, float) else v for k, v in summary.items()}}
 
 
+def fmt_value(x: float) -> str:
+    """A published or predicted figure, alike for both: 2,664K; 8,264; 159.3; 13.75; 1.28; 0.938."""
+    a = abs(x)
+    if a >= 1e5:
+        return f"{x / 1e3:,.0f}K"
+    if a >= 1e3:
+        return f"{x:,.0f}"
+    return f"{x:.1f}" if a >= 100 else f"{x:.2f}" if a >= 1 else f"{x:.3g}"
+
+
 def render_validation(results: list, summary: dict, console: Console) -> None:
-    """Predicted vs published per case, one table section per group, then the summary line."""
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    t.add_column("case", no_wrap=True, style="bold")
+    """Predicted vs published per case, one section per group (its source on the group row when shared),
+    then the summary line."""
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    t.add_column("case", no_wrap=True)
     t.add_column("metric", no_wrap=True)
-    t.add_column("published", justify="right")
-    t.add_column("predicted", justify="right")
-    t.add_column("error", justify="right")
-    t.add_column("source", overflow="fold", style="dim")
+    t.add_column("published", justify="right", no_wrap=True)
+    t.add_column("predicted", justify="right", no_wrap=True)
+    t.add_column("error", justify="right", no_wrap=True, min_width=7)
+    t.add_column("source", overflow="fold", style="dim", min_width=12)
     groups: dict[str, list] = {}
     for r in results:
         groups.setdefault(r.group, []).append(r)
     for i, (group, rows) in enumerate(groups.items()):
         if i:
             t.add_section()
-        t.add_row(Text(group, style="bold underline"), "", "", "", "", "")
+        shared = rows[0].source if len({r.source for r in rows}) == 1 else ""
+        t.add_row(Text(group, style="bold"), "", "", "", "", shared)
         for r in rows:
             err = r.error
             style = "green" if abs(err) <= 0.1 else "yellow" if abs(err) <= 0.25 else "red"
-            t.add_row(r.case, r.metric, f"{r.published:,.4g}", f"{r.predicted:,.4g}",
-                      Text(f"{100 * err:+.1f}%", style=style), r.source)
+            t.add_row("  " + r.case, r.metric, fmt_value(r.published), fmt_value(r.predicted),
+                      Text(f"{100 * err:+.1f}%", style=style), "" if shared else r.source)
     console.print(t)
     console.print(Text.assemble(
-        ("summary  ", "bold"), f"{summary['cases']} cases · median |error| {fmt_pct(summary['median_abs_error'])}"
+        ("\nsummary  ", "bold"), f"{summary['cases']} cases · median |error| {fmt_pct(summary['median_abs_error'])}"
         f" · max |error| {fmt_pct(summary['max_abs_error'])} (worst: {summary['worst_case']})"))

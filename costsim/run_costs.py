@@ -44,7 +44,7 @@ def dp_and_optimizer(model, hw, plan, eff, chunk_units, per_rank, sc):
         update_bytes = local * (2 * MASTER_BYTES + GRAD_BYTES + 2 * moment + WEIGHT_BYTES)
         update = Op("optimizer.update", "dp", "O", MEM, bytes=update_bytes, launches=OPTIMIZER_LAUNCHES)
         ops = grad + gather + z3 + [update]
-        secs = op_seconds(OpTable(ops).arrays(), row)
+        secs = op_seconds(OpTable(ops).arrays(), row).tolist()
         t = dict(zip(map(id, ops), secs))
         dp_s.append(sum(t[id(o)] for o in grad))
         opt_s.append(t[id(update)] + sum(t[id(o)] for o in gather))

@@ -136,7 +136,7 @@ def step_breakdown(ranks: list[RankTimes], schedule: str, v: int, m: int, dp_exp
                key=lambda i: micro_batch_time(ranks[i], m, unpaired) + dp_exposed[i] + optimizer[i])
     r = ranks[crit]
     compute = m * (r.f_compute + r.b_compute + r.w)
-    return StepBreakdown(forward=m * r.f_compute, backward=m * (r.b_compute + r.w),
-                         bubble=pipeline_bubble(ranks, schedule, v),
-                         exposed_comm=micro_batch_time(r, m, unpaired) - compute + dp_exposed[crit],
-                         optimizer=optimizer[crit], critical_rank=crit, per_mb=r)
+    return StepBreakdown(forward=float(m * r.f_compute), backward=float(m * (r.b_compute + r.w)),
+                         bubble=float(pipeline_bubble(ranks, schedule, v)),
+                         exposed_comm=float(micro_batch_time(r, m, unpaired) - compute + dp_exposed[crit]),
+                         optimizer=float(optimizer[crit]), critical_rank=crit, per_mb=r)

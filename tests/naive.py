@@ -49,25 +49,42 @@ def compute_sms(hw: HardwareProfile, sm_frac: float) -> int:
     return max(1, math.floor(hw.num_sms * sm_frac + 1e-9))
 
 
-def shape_efficiency(m: float, n: float, k: float, groups: float, hw: HardwareProfile, sms: int) -> float:
-    """Fraction of the plateau rate reached by `groups` GEMMs of M×N×K on `sms` SMs."""
+FIT_FLOP_PER_BYTE = 1402.6e12 / 3.0e12    # H800 FP8 MAMF over streaming bandwidth, where K½ was fitted
+
+
+def tile_efficiency(m: float, n: float, groups: float, hw: HardwareProfile, sms: int) -> float:
+    """Busy SM-slots × useful share of the padded tiles, for `groups` GEMMs with M×N outputs on `sms` SMs."""
     tiles_m = math.ceil(m / hw.gemm_tile_m)
     tiles_n = math.ceil(n / hw.gemm_tile_n)
     tiles = tiles_m * tiles_n * groups
     waves = math.ceil(tiles / sms)
     busy_slots = tiles / (waves * sms)                                   # the last wave may be partial
     useful = (m * n) / (tiles_m * hw.gemm_tile_m * tiles_n * hw.gemm_tile_n)   # edge tiles are padded
-    k_falloff = k / (k + hw.gemm_k_half)
-    return busy_slots * useful * k_falloff
+    return busy_slots * useful
+
+
+def k_half(hw: HardwareProfile, plateau_flops: float) -> float:
+    """K at which the K fall-off halves the rate, for a main loop running at `plateau_flops`."""
+    return hw.gemm_k_half * (plateau_flops / hw.hbm_bw_stream) / FIT_FLOP_PER_BYTE
+
+
+def shape_efficiency(m: float, n: float, k: float, groups: float, hw: HardwareProfile, sms: int,
+                     k_half_: float | None = None) -> float:
+    """Fraction of the plateau rate reached by `groups` GEMMs of M×N×K on `sms` SMs (K½ default: the profile's)."""
+    kh = hw.gemm_k_half if k_half_ is None else k_half_
+    return tile_efficiency(m, n, groups, hw, sms) * k / (k + kh)
 
 
 def gemm_plateau_flops(hw: HardwareProfile, precision: str) -> float:
-    """Large-shape plateau FLOP/s: MAMF over the efficiency of the shape MAMF was measured at."""
+    """Large-shape plateau FLOP/s P: MAMF = P · tiles(MAMF shape) · K/(K + K½(P)). With K½(P) = c·P this is
+    MAMF·(K + c·P) = P·tiles·K, so P = MAMF·K / (tiles·K − c·MAMF)."""
     mamf = hw.gemm_mamf_flops[precision]
     shape = hw.gemm_mamf_shape.get(precision)
     if shape is None:
         return mamf
-    return mamf / shape_efficiency(*shape, 1, hw, hw.num_sms)
+    m, n, k = shape
+    c = k_half(hw, 1.0)                                       # K½ per FLOP/s of plateau
+    return mamf * k / (tile_efficiency(m, n, 1, hw, hw.num_sms) * k - c * mamf)
 
 
 def attention_flops(seq_points: Sequence[float], rates: Sequence[float], seq: float) -> float:
@@ -110,8 +127,8 @@ def one_op_seconds(op: Mapping[str, float], cfg: Config) -> float:
     scale = cfg.derate * sms / hw.num_sms                     # reserved SMs do no math
     memory_s = op["bytes"] / hw.hbm_bw_stream
     if kind == GEMM:
-        rate = gemm_plateau_flops(hw, PRECISION[int(op["prec"])])
-        rate *= shape_efficiency(op["m"], op["n"], op["k"], op["groups"], hw, sms)
+        plateau = gemm_plateau_flops(hw, PRECISION[int(op["prec"])])
+        rate = plateau * shape_efficiency(op["m"], op["n"], op["k"], op["groups"], hw, sms, k_half(hw, plateau))
     elif kind == ATTN_F:
         rate = attention_flops(hw.attn_seq_len, hw.attn_fwd_flops, op["m"])
     elif kind == ATTN_B:

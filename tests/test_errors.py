@@ -3,14 +3,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
+from typer.testing import CliRunner
 
 from costsim.cli import app
-from test_cli import make_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 V3 = ROOT / "scenarios" / "deepseek-v3.yaml"
+
+
+def make_runner() -> CliRunner:
+    """stdout and stderr apart (click < 8.2 needs mix_stderr=False; later ones always split)."""
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
+
+
 runner = make_runner()
 
 

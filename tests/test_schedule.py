@@ -1,0 +1,172 @@
+"""Closed-form pipeline bubbles and exposed communication against the published formulas (formulas.md).
+
+F, B, W per micro-batch and stage: F forward, B the *full* backward (input grad b + weight grad w, as the
+DeepSeek-V3 report's Table 2 counts it), W the weight-gradient part of B; p stages, v chunks per device.
+"""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from costsim.schedule import (RankTimes, StageCost, exposed, micro_batch_time, pipeline_bubble, rank_times,
+                              step_breakdown)
+
+REL = 1e-12
+F, b, W = 1.13, 1.51, 0.48          # DeepSeek-V3 (ISCA '25 Table 4): 1F 1.13 s; 1B 1.99 s = b + W; 1W 0.48 s
+B = b + W
+
+
+def uniform(p: int, f: float = F, b_: float = b, w: float = W, pair: float = 0.0) -> list[RankTimes]:
+    return [RankTimes(f, b_, w, 0.0, 0.0, pair) for _ in range(p)]
+
+
+# ---- bubbles, uniform stages ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("p", [2, 4, 8, 16, 64])
+def test_1f1b_bubble(p):
+    assert pipeline_bubble(uniform(p), "1f1b", 1) == pytest.approx((p - 1) * (F + B), rel=REL)
+
+
+@pytest.mark.parametrize("p, m", [(4, 8), (8, 32), (16, 128)])
+def test_1f1b_bubble_fraction_is_p_minus_1_over_m(p, m):
+    """Narayanan et al. 2021: bubble / ideal = (p−1)/m."""
+    assert pipeline_bubble(uniform(p), "1f1b", 1) / (m * (F + B)) == pytest.approx((p - 1) / m, rel=REL)
+
+
+@pytest.mark.parametrize("p, v", list(itertools.product([2, 4, 8, 16], [1, 2, 3, 4])))
+def test_interleaved_bubble(p, v):
+    assert pipeline_bubble(uniform(p), "interleaved", v) == pytest.approx((p - 1) * (F + B) / v, rel=REL)
+
+
+@pytest.mark.parametrize("p", [2, 4, 8, 16])
+def test_zero_bubble_zb1p(p):
+    assert pipeline_bubble(uniform(p), "zero-bubble", 1) == pytest.approx((p - 1) * (F + B - 2 * W), rel=REL)
+
+
+@pytest.mark.parametrize("p", [2, 4, 8, 16, 32])
+def test_dualpipe_bubble(p):
+    pair = 2.9                      # F&B: one overlapped forward + backward chunk pair
+    got = pipeline_bubble(uniform(p, pair=pair), "dualpipe", 1)
+    assert got == pytest.approx((p / 2 - 1) * (pair + B - 3 * W), rel=REL)
+
+
+def test_dualpipe_bubble_from_stage_costs():
+    """Through rank_times: with nothing to hide the pair is F + B, and the bubble is (p/2−1)(F + 2B − 3W)."""
+    ranks = [rank_times(StageCost(f=F, b=b, w=W), "dualpipe", False, 1.0) for _ in range(16)]
+    assert ranks[0].pair == pytest.approx(F + B, rel=REL)
+    assert pipeline_bubble(ranks, "dualpipe", 1) == pytest.approx(7 * (F + B + B - 3 * W), rel=REL)
+
+
+@pytest.mark.parametrize("schedule", ["1f1b", "interleaved", "zero-bubble", "dualpipe"])
+def test_one_stage_has_no_bubble(schedule):
+    assert pipeline_bubble(uniform(1, pair=3.0), schedule, 2) == 0.0
+
+
+# ---- unequal stages: fill and drain = Σ − max ------------------------------------------------------------
+
+UNEQUAL = [RankTimes(1.0, 2.0, 0.5, 0.1, 0.2), RankTimes(1.5, 2.5, 0.7, 0.0, 0.0),
+           RankTimes(0.8, 1.9, 0.4, 0.3, 0.0), RankTimes(1.1, 2.2, 0.6, 0.0, 0.4)]
+
+
+def test_unequal_stages_sum_minus_max():
+    x = [r.f + r.b + r.w for r in UNEQUAL]
+    assert pipeline_bubble(UNEQUAL, "1f1b", 1) == pytest.approx(sum(x) - max(x), rel=REL)
+    assert pipeline_bubble(UNEQUAL, "interleaved", 2) == pytest.approx((sum(x) - max(x)) / 2, rel=REL)
+    z = [r.f + (r.b + r.w) - 2 * r.w for r in UNEQUAL]
+    assert pipeline_bubble(UNEQUAL, "zero-bubble", 1) == pytest.approx(sum(z) - max(z), rel=REL)
+
+
+def test_exposed_comm_counts_in_the_bubble():
+    """RankTimes.f / .b include exposed communication, so the fill-and-drain sees it."""
+    quiet = uniform(4)
+    talking = [RankTimes(F, b, W, 0.2, 0.3) for _ in range(4)]
+    assert pipeline_bubble(talking, "1f1b", 1) == pytest.approx(pipeline_bubble(quiet, "1f1b", 1) + 3 * 0.5, rel=REL)
+
+
+# ---- exposed(): how much communication stays on the critical path ----------------------------------------
+
+@pytest.mark.parametrize("comm, under", [(0.0, 1.0), (0.3, 1.0), (1.0, 1.0), (2.5, 1.0), (1.0, 0.0)])
+def test_exposed_semantics(comm, under):
+    assert exposed(comm, under, 1.0) == pytest.approx(max(0.0, comm - under), abs=1e-15)   # hides up to compute
+    assert exposed(comm, under, 0.0) == pytest.approx(comm, abs=1e-15)                     # hides nothing
+    half = exposed(comm, under, 0.5)
+    assert half == pytest.approx(max(0.0, comm - under) + 0.5 * min(comm, under), abs=1e-15)
+    assert exposed(comm, under, 1.0) <= half <= exposed(comm, under, 0.0)
+
+
+def test_rank_times_overlap_classes():
+    """TP hides behind the pass's compute only with tp_comm_overlap; CP behind attention; PP never."""
+    s = StageCost(f=1.0, b=1.5, w=0.5, attn_f=0.2, attn_b=0.4,
+                  comm={("F", "tp"): 0.3, ("B", "tp"): 0.6, ("F", "cp"): 0.5, ("B", "cp"): 0.3,
+                        ("F", "pp"): 0.05, ("B", "pp"): 0.05, ("F", "zero"): 0.4})
+    off = rank_times(s, "1f1b", False, 1.0)
+    assert off.exposed_f == pytest.approx(0.3 + (0.5 - 0.2) + 0.05 + 0.0, rel=REL)
+    assert off.exposed_b == pytest.approx(0.6 + 0.0 + 0.05, rel=REL)
+    on = rank_times(s, "1f1b", True, 1.0)
+    assert on.exposed_f == pytest.approx(0.3 + 0.05, rel=REL)
+    assert on.exposed_b == pytest.approx(0.05, rel=REL)
+    none_hidden = rank_times(s, "1f1b", True, 0.0)
+    assert none_hidden.exposed_f == pytest.approx(0.3 + 0.5 + 0.05 + 0.4, rel=REL)
+
+
+# ---- EP all-to-all: hidden by DualPipe's paired chunks, exposed otherwise ---------------------------------
+
+def ep_stage(a2a_f: float, a2a_b: float) -> StageCost:
+    return StageCost(f=F, b=b, w=W, comm={("F", "ep"): a2a_f, ("B", "ep"): a2a_b})
+
+
+def test_dualpipe_hides_ep_all_to_all_up_to_the_compute():
+    small = rank_times(ep_stage(0.6, 0.9), "dualpipe", False, 1.0)
+    assert small.exposed_f == small.exposed_b == 0.0
+    assert small.pair == pytest.approx(F + B, rel=REL)                 # compute ≥ comm: fully hidden
+    assert small.steady == small.pair
+    big = rank_times(ep_stage(2.0, 2.5), "dualpipe", False, 1.0)
+    assert big.pair == pytest.approx(F + B + (4.5 - (F + B)), rel=REL)  # the excess is exposed
+    partial = rank_times(ep_stage(0.6, 0.9), "dualpipe", False, 0.75)
+    assert partial.pair == pytest.approx(F + B + 0.25 * 1.5, rel=REL)
+
+
+@pytest.mark.parametrize("schedule", ["1f1b", "interleaved", "zero-bubble"])
+def test_other_schedules_expose_all_ep_comm(schedule):
+    r = rank_times(ep_stage(0.6, 0.9), schedule, True, 1.0)
+    assert r.exposed_f == pytest.approx(0.6, rel=REL) and r.exposed_b == pytest.approx(0.9, rel=REL)
+    assert r.pair == 0.0
+    assert r.steady == pytest.approx(F + B + 1.5, rel=REL)
+
+
+def test_dualpipe_unpaired_chunks_pay_their_all_to_all():
+    r = rank_times(ep_stage(0.6, 0.9), "dualpipe", False, 1.0)
+    m, k = 20, 17
+    assert micro_batch_time(r, m, 0) == pytest.approx(m * r.pair, rel=REL)
+    assert micro_batch_time(r, m, k) == pytest.approx((m - k) * r.pair + k * (F + B + 1.5), rel=REL)
+    plain = rank_times(ep_stage(0.6, 0.9), "1f1b", False, 1.0)
+    assert micro_batch_time(plain, m, k) == pytest.approx(m * plain.steady, rel=REL)   # only DualPipe pairs
+
+
+# ---- step breakdown -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule, v, unpaired", [("1f1b", 1, 0), ("interleaved", 2, 0), ("zero-bubble", 1, 0),
+                                                   ("dualpipe", 1, 0), ("dualpipe", 1, 5)])
+def test_step_breakdown_sums_to_total(schedule, v, unpaired):
+    costs = [ep_stage(0.5 + 0.1 * i, 0.7) + StageCost(comm={("F", "tp"): 0.1 * i}) for i in range(4)]
+    ranks = [rank_times(c, schedule, False, 0.9) for c in costs]
+    m, dp, opt = 24, [0.3, 0.1, 0.0, 0.2], [0.29, 0.29, 0.31, 0.28]
+    bd = step_breakdown(ranks, schedule, v, m, dp, opt, unpaired)
+    parts = bd.as_dict()
+    assert bd.total == pytest.approx(sum(parts.values()), rel=REL)
+    per_rank = [micro_batch_time(r, m, unpaired) + d + o for r, d, o in zip(ranks, dp, opt)]
+    assert bd.critical_rank == max(range(4), key=per_rank.__getitem__)
+    assert bd.total == pytest.approx(max(per_rank) + pipeline_bubble(ranks, schedule, v), rel=REL)
+    r = ranks[bd.critical_rank]
+    assert bd.forward == pytest.approx(m * r.f_compute, rel=REL)
+    assert bd.backward == pytest.approx(m * (r.b_compute + r.w), rel=REL)
+    assert bd.exposed_comm >= 0.0
+
+
+def test_step_breakdown_uniform_1f1b_matches_textbook():
+    """m micro-batches of F + B plus (p−1)(F + B), nothing else when there is no communication."""
+    p, m = 8, 32
+    bd = step_breakdown(uniform(p), "1f1b", 1, m, [0.0] * p, [0.0] * p)
+    assert bd.total == pytest.approx((m + p - 1) * (F + B), rel=REL)
+    assert bd.exposed_comm == pytest.approx(0.0, abs=1e-12)
