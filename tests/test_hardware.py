@@ -92,11 +92,11 @@ def test_unit_conversions_to_si():
     assert hw.gemm_mamf_flops["fp8"] == pytest.approx(1.4026e15)
     assert hw.attn_fwd_flops[0] == pytest.approx(292e12)
     assert hw.attn_seq_len[-1] == 16384
-    assert hw.hbm_capacity_bytes == pytest.approx(80e9)
+    assert hw.hbm_capacity_bytes == pytest.approx(80 * 2**30)  # HBM is binary-sized: 80 GiB
     assert hw.hbm_bw_peak == pytest.approx(3.35e12)
     assert hw.nvlink_bw_bidir == pytest.approx(900e9)
     assert hw.nvlink_busbw["all_reduce"] == pytest.approx(370e9)
-    assert hw.net_busbw["all_to_all"] == pytest.approx(48e9)
+    assert hw.net_busbw["all_to_all"] == pytest.approx(50e9)
     assert hw.nvlink_latency_s == pytest.approx(3.33e-6)
     assert hw.net_latency_s == pytest.approx(3.7e-6)
     assert hw.gemm_mamf_shape["bf16"] == (2048, 2048, 13312)
