@@ -30,9 +30,10 @@ REF_FLOP_PER_BYTE = 1402.6e12 / 3.0e12
  P_HBM_STREAM, P_HBM_ELEM, P_NVL_LAT, P_NET_LAT) = range(13)
 P_NVL_BW = 13          # 5 collectives: all_reduce, all_gather, reduce_scatter, all_to_all, p2p
 P_NET_BW = 18
-P_ATT_N = 23           # number of attention curve points (≤ 8)
-P_ATT_SEQ, P_ATT_F, P_ATT_B = 24, 32, 40
-N_PARAMS = 48
+P_ATT_N = 23           # number of attention curve points (≤ MAX_ATT_POINTS)
+MAX_ATT_POINTS = 16
+P_ATT_SEQ, P_ATT_F, P_ATT_B = 24, 24 + MAX_ATT_POINTS, 24 + 2 * MAX_ATT_POINTS
+N_PARAMS = 24 + 3 * MAX_ATT_POINTS
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "p2p")
 
 
@@ -65,7 +66,10 @@ def hw_row(hw: HardwareProfile, *, sm_frac: float = 1.0, derate: float = 1.0,
     for i, c in enumerate(COLLECTIVES):
         row[P_NVL_BW + i] = hw.nvlink_busbw[c]
         row[P_NET_BW + i] = hw.net_busbw[c]
-    npts = min(8, len(hw.attn_seq_len))
+    npts = len(hw.attn_seq_len)
+    if npts > MAX_ATT_POINTS:
+        raise ValueError(f"{hw.name}: attention curve has {npts} points; the cost kernel takes at most "
+                         f"{MAX_ATT_POINTS}")
     row[P_ATT_N] = npts
     row[P_ATT_SEQ:P_ATT_SEQ + npts] = hw.attn_seq_len[:npts]
     row[P_ATT_F:P_ATT_F + npts] = hw.attn_fwd_flops[:npts]
@@ -107,7 +111,7 @@ def _op_seconds(kind, prec, m, n, k, groups, flops, nbytes, bytes2, launches, co
     for i in range(kind.shape[0]):
         p = hw[config[i]]
         overhead = p[P_OVERHEAD] * launches[i]
-        sms = max(1.0, math.floor(p[P_SMS] * p[P_SM_FRAC]))
+        sms = max(1.0, math.floor(p[P_SMS] * p[P_SM_FRAC] + 1e-9))   # guard 132·(1 − 23/132) = 108.999…
         compute_scale = p[P_DERATE] * sms / p[P_SMS]
         kd = kind[i]
         if kd == 0:    # GEMM

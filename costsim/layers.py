@@ -33,7 +33,8 @@ def attention_block(b: _Builder) -> None:
     else:
         qkv = (m.num_heads + 2 * m.num_kv_heads) * m.head_dim / tp
         b.gemm("attn.qkv", t, qkv, h)
-        b.mem("attn.rope", t * (m.num_heads + m.num_kv_heads) * m.head_dim / tp, ROPE_BYTES)
+        if m.gated_mlp:   # Llama-style models use rotary embeddings; GPT-style ones learned positions
+            b.mem("attn.rope", t * (m.num_heads + m.num_kv_heads) * m.head_dim / tp, ROPE_BYTES)
     if p.cp > 1:  # ring attention: K and V of the other CP ranks, gradients back in backward
         if m.uses_mla:
             # MLA exchanges the compressed latent and up-projects the other ranks' keys locally
@@ -50,7 +51,7 @@ def attention_block(b: _Builder) -> None:
     if p.attention == "flash":
         b.flash_attention(t, heads, m.qk_head_dim, m.v_dim)
     else:
-        b.unfused_attention(heads, m.head_dim)
+        b.unfused_attention(heads, m.qk_head_dim, m.v_dim)
     b.gemm("attn.out", t, h, heads * m.v_dim)
     b.tp_collective("attn.tp_out", t, h, REDUCE_SCATTER)
     _residual(b, _sp_tokens(b))
@@ -62,12 +63,12 @@ def _mla_projections(b: _Builder, t: float, heads: float) -> None:
     m, h = b.m, b.m.hidden_size
     qk = m.qk_nope_head_dim + m.qk_rope_head_dim
     if m.q_lora_rank:
-        b.gemm("mla.q_a", t, m.q_lora_rank, h)
+        b.gemm("mla.q_a", t, m.q_lora_rank, h, replicated=True)
         b.mem("mla.q_norm", t * m.q_lora_rank, NORM_BYTES, selective=True)
         b.gemm("mla.q_b", t, heads * qk, m.q_lora_rank, selective=True)
     else:
         b.gemm("mla.q", t, heads * qk, h)
-    b.gemm("mla.kv_a", t, m.kv_lora_rank + m.qk_rope_head_dim, h)
+    b.gemm("mla.kv_a", t, m.kv_lora_rank + m.qk_rope_head_dim, h, replicated=True)
     b.mem("mla.kv_norm", t * m.kv_lora_rank, NORM_BYTES, selective=True)
     b.gemm("mla.kv_b", t, heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, selective=True)
     b.mem("mla.rope", t * (heads + 1) * m.qk_rope_head_dim, ROPE_BYTES)
@@ -158,7 +159,7 @@ def mtp_module(b: _Builder) -> None:
     t, h = b.p.tokens_per_microbatch, b.m.hidden_size
     b.ops.append(Op("mtp.embed.F", b.unit, "F", MEM, bytes=t * h * 4))
     b.mem("mtp.norms", 2 * _sp_tokens(b) * h, NORM_BYTES)
-    b.gemm("mtp.proj", t, h, 2 * h)
+    b.gemm("mtp.proj", t, h, 2 * h, replicated=True)
     transformer_layer(b, "moe" if b.m.is_moe else "dense")
     output_head(b)
 

@@ -8,7 +8,7 @@ def uniform_layout(units: list[str], chunks: int) -> list[list[str]]:
     get the smaller share."""
     body = units[1:-1]
     base, extra = divmod(len(body), chunks)
-    order = list(range(1, chunks - 1)) + [chunks - 1, 0] if chunks > 2 else list(range(chunks))
+    order = list(range(1, chunks - 1)) + [0, chunks - 1] if chunks > 2 else list(range(chunks))
     counts = [base] * chunks
     for c in order[:extra]:
         counts[c] += 1

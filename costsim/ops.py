@@ -81,16 +81,18 @@ class _Builder:
 
     # -- compute ------------------------------------------------------------------------------------
     def gemm(self, name: str, m: float, n: float, k: float, *, lowp: bool = True, groups: float = 1,
-             weight: bool = True, selective: bool = False) -> None:
-        """A linear layer's forward, input-grad and weight-grad GEMMs (M×K · K×N); FP8 if `lowp` and fp8."""
+             weight: bool = True, selective: bool = False, replicated: bool = False) -> None:
+        """A linear layer's forward, input-grad and weight-grad GEMMs (M×K · K×N); FP8 if `lowp` and fp8.
+        `replicated`: every TP rank computes the same GEMM, so only 1/tp of it counts as model FLOPs."""
         prec = PRECISION_CODE["fp8" if (lowp and self.fp8) else "bf16"]
         b_in = 1 if prec == 1 else 2
         shapes = [("F", m, n, k), ("B", m, k, n), ("W" if weight else "B", k, n, m)]
         for pass_, mm, nn, kk in shapes:
             out_bytes = 4 if pass_ == "W" else 2
             flops = 2.0 * mm * nn * kk * groups
+            model_flops = flops / self.p.tp if replicated else flops
             self.ops.append(Op(f"{name}.{pass_}", self.unit, pass_, GEMM, prec, mm, nn, kk, groups, flops,
-                               flops, groups * ((mm * kk + kk * nn) * b_in + mm * nn * out_bytes),
+                               model_flops, groups * ((mm * kk + kk * nn) * b_in + mm * nn * out_bytes),
                                selective=selective and pass_ == "F"))
         if prec == 1:  # activations and output gradients are cast to FP8 (DeepSeek-V3 §3.3; TE)
             self.mem(f"{name}.fp8cast", m * k * groups, FP8_CAST_BYTES, selective=selective)
@@ -112,21 +114,21 @@ class _Builder:
         self.ops.append(Op("attn.flash.B", self.unit, "B", ATTN_B, m=seq_eff, flops=2.5 * fwd,
                            model_flops=2.0 * fwd, bytes=2.5 * io))
 
-    def unfused_attention(self, heads: float, d: int) -> None:
+    def unfused_attention(self, heads: float, d_qk: int, d_v: int) -> None:
         """QKᵀ, softmax, dropout, AV as separate kernels over the full s×s scores (Megatron 2021)."""
         b, s, cp = self.p.micro_batch_size, self.p.seq_len, self.p.cp
         sq = s / cp
         g = b * heads
-        self.gemm("attn.qk", sq, s, d, lowp=False, groups=g, weight=False, selective=True)
+        n0 = len(self.ops)
+        self.gemm("attn.qk", sq, s, d_qk, lowp=False, groups=g, weight=False, selective=True)
+        self.gemm("attn.av", sq, d_v, s, lowp=False, groups=g, weight=False, selective=True)
+        # causal: the model needs only half of the score FLOPs (PaLM App. B), the kernels do all of them
+        for op in self.ops[n0:]:
+            op.model_flops = op.flops / 2
         scores = g * sq * s
         self.mem("attn.softmax", scores, SOFTMAX_BYTES, selective=True)
         if self.m.dropout > 0:
             self.mem("attn.dropout", scores, ATTN_DROPOUT_BYTES, selective=True)
-        self.gemm("attn.av", sq, d, s, lowp=False, groups=g, weight=False, selective=True)
-        # causal: the model needs only half of the score FLOPs (PaLM App. B), the kernels do all of them
-        for op in self.ops:
-            if op.name.startswith(("attn.qk", "attn.av")):
-                op.model_flops = op.flops / 2
 
     # -- communication ------------------------------------------------------------------------------
     def coll(self, name: str, kind: int, size_bytes: float, n: int, stride: int, overlap: str,

@@ -1,13 +1,15 @@
 """Model FLOPs per token from the op table against published figures and 6·N + attention (formulas.md)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import build_plan
 from costsim.estimate import estimate
 from costsim.layers import pipeline_units, unit_ops
 from costsim.model import flops_per_token_6n, load_builtin
-from costsim.scenario import parse_scenario
+from costsim.scenario import load_scenario, parse_scenario
 
 GFLOP = 1e9
 LAYERS = ("dense", "moe", "mtp")
@@ -42,8 +44,6 @@ def test_deepseek_v3_against_isca_table_2():
 
 def test_deepseek_v3_through_estimate():
     """The flow's PhaseEstimate.model_flops_per_token is the op-table figure (pre-training phase, 2048 H800)."""
-    from costsim.scenario import load_scenario
-    from pathlib import Path
     root = Path(__file__).resolve().parent.parent
     est = estimate(load_scenario(root / "scenarios" / "deepseek-v3.yaml"), root / "scenarios")
     pre = est.phases[0]
@@ -136,12 +136,8 @@ def test_model_flops_independent_of_tp_dense():
         assert per_token(model, build_plan(tp=tp, seq_len=8192))[0] == pytest.approx(base, rel=1e-12)
 
 
-# ---- bugs, pinned -------------------------------------------------------------------------------------------
+# ---- regressions of fixed bugs ---------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "layers._mla_projections (mla.q_a, mla.kv_a) and layers.mtp_module (mtp.proj) are replicated on every TP rank "
-    "but keep model_flops = flops, so per-GPU model FLOPs × tp (estimate._figures) count them tp times: "
-    "DeepSeek-V3 at tp 2 is 266.9 GFLOPs/token instead of 260.6 (tp 8: 304.4)"))
 def test_model_flops_independent_of_tp_mla():
     model = load_builtin("deepseek-v3")
     base = per_token(model, build_plan(seq_len=4096))[0]
@@ -149,10 +145,6 @@ def test_model_flops_independent_of_tp_mla():
         assert per_token(model, build_plan(tp=tp, seq_len=4096))[0] == pytest.approx(base, rel=1e-12), f"tp={tp}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "ops._Builder.unfused_attention halves model_flops of every op whose name starts with 'attn.qk' or 'attn.av'; "
-    "'attn.qkv.F/B/W' (the QKV projection, built earlier in the same unit) matches too, so attention='unfused' "
-    "loses half the QKV projection: GPT-3 175B 931.5 instead of 1061.9 GFLOPs/token (-12.3%)"))
 @pytest.mark.parametrize("name, seq", [("gpt3-175b", 2048), ("llama3.1-70b", 8192)])
 def test_unfused_attention_keeps_model_flops(name, seq):
     model = load_builtin(name)
@@ -160,9 +152,6 @@ def test_unfused_attention_keeps_model_flops(name, seq):
     assert per_token(model, build_plan(seq_len=seq, attention="unfused"))[0] == pytest.approx(flash, rel=1e-9)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "layers.attention_block calls unfused_attention(heads, m.head_dim) for MLA too: DeepSeek-V3's head_dim is "
-    "hidden/heads = 56, not qk_head_dim 192 / v_head_dim 128, so QK^T and AV FLOPs (and times) are 35% of the real"))
 def test_unfused_mla_attention_flops():
     model = load_builtin("deepseek-v3")
     plan = build_plan(seq_len=4096, attention="unfused")

@@ -151,7 +151,7 @@ def test_twin_random_ops():
 
 # ---- (c) edge cases ---------------------------------------------------------------------------------------
 
-def edge_ops(cfg: int) -> list[Op]:
+def edge_ops() -> list[Op]:
     """Boundaries of every branch: tile and wave edges, K = 1, the attention curve's ends and knots, zeros."""
     ops = []
     for prec in (0, 1):
@@ -172,8 +172,6 @@ def edge_ops(cfg: int) -> list[Op]:
         for c in range(5):
             for steps, b1, b2 in ((0.0, 0.0, 0.0), (1.0, 1e3, 0.0), (1022.0, 3e9, 7e8), (7.0, 1e5, 4e9)):
                 ops.append(Op("c", "u", "F", COLL, bytes=b1, bytes2=b2, coll=c, tier=tier, lat_steps=steps))
-    for op in ops:
-        op.config = cfg
     return ops
 
 
@@ -190,7 +188,7 @@ def edge_configs() -> list[naive.Config]:
 def edge_arrays(configs: list[naive.Config]) -> dict:
     tables = []
     for i, c in enumerate(configs):
-        ops = [o for o in edge_ops(i) if c.hw.supports("fp8") or o.prec == 0]
+        ops = [o for o in edge_ops() if c.hw.supports("fp8") or o.prec == 0]
         tables.append({**OpTable(ops).arrays(), "config": np.full(len(ops), i, np.int32)})
     return concat(tables)
 
@@ -298,11 +296,8 @@ def test_op_seconds_validates_its_inputs():
     assert op_seconds(OpTable([]).arrays(), row).shape == (0,)
 
 
-# ---- bugs, pinned (xfail strict: they flip to XPASS, and fail, once fixed) --------------------------------
+# ---- regressions of fixed bugs ---------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "kernels._op_seconds: sms = floor(num_sms * sm_frac) with sm_frac = 1 - comm_sms/num_sms rounds 132·(1-23/132) "
-    "= 108.99999999999999 down to 108: comm_sms 23 and 24 reserve one SM too many"))
 def test_twin_reserving_c_sms_leaves_num_sms_minus_c():
     for name in ("h800-sxm", "a100-sxm-80gb", "b200"):
         hw = profile(name)
@@ -315,9 +310,6 @@ def test_twin_reserving_c_sms_leaves_num_sms_minus_c():
             assert got == pytest.approx(want, rel=RTOL), f"{name}: comm_sms={c}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "kernels.hw_row keeps only the first 8 attention points (P_ATT_N) and drops the rest silently; a profile "
-    "with a longer curve (e.g. up to 128K tokens) is clamped at the 8th point"))
 def test_twin_long_attention_curve_is_used_or_rejected():
     hw = profile("h100-sxm")
     seq = tuple(float(2 ** i) for i in range(9, 19))         # 512 … 131072: ten points

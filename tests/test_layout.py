@@ -32,9 +32,9 @@ def test_uniform_layout(n, chunks):
     base, extra = divmod(n, chunks)
     assert sorted(counts) == [base] * (chunks - extra) + [base + 1] * extra
     if chunks > 2:
-        assert counts[0] == base                                     # the embedding's chunk never gets an extra
+        assert counts[-1] == base                                    # the head's (heavier) chunk never gets an extra
         if extra <= chunks - 2:
-            assert counts[-1] == base                                # nor the head's, while the middle can take them
+            assert counts[0] == base                                 # nor the embedding's, while the middle can
 
 
 def test_uniform_layout_deepseek_v3_dualpipe():
