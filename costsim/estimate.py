@@ -9,7 +9,7 @@ import numpy as np
 from .efficiency import Efficiency, fitted, with_overrides
 from .errors import PlanError
 from .hardware import HardwareProfile, load_profile
-from .kernels import hw_row, op_seconds
+from .kernels import COLLECTIVES, hw_row, op_seconds
 from .layers import pipeline_units, unit_ops
 from .layout import layout, rank_chunks
 from .memory import MemoryBreakdown, in_flight, rank_memory
@@ -36,6 +36,7 @@ class PhaseEstimate:
     hardware_tflops_per_gpu: float = 0.0
     tokens_per_s_per_gpu: float = 0.0
     model_flops_per_token: float = 0.0
+    link_busy_s: dict[str, float] = field(default_factory=dict)   # per step, critical rank: nvlink, network
     breakdown: StepBreakdown | None = None
     memory: MemoryBreakdown | None = None
     plan: ParallelPlan | None = None
@@ -104,6 +105,9 @@ def unit_costs(model: ModelSpec, hw: HardwareProfile, plan: ParallelPlan, eff: E
         if op.kind == COLL:
             key = (op.pass_ if op.pass_ != "R" else "B", op.overlap)
             c.comm[key] = c.comm.get(key, 0.0) + t
+            name = COLLECTIVES[op.coll]
+            c.nvlink_busy += op.bytes2 / hw.nvlink_busbw[name]
+            c.network_busy += op.bytes / hw.net_busbw[name]
         elif op.pass_ == "F":
             c.f += t
             c.attn_f += t if op.kind == ATTN_F else 0.0
@@ -141,7 +145,10 @@ def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: Phas
     bd = step_breakdown(times, plan.schedule, v, m, [_tail(d, t) for d, t in zip(dp_exposed, times)],
                         optimizer, unpaired)
     mem = _check_memory(sc, model, hw, plan, chunk_units, per_rank)
-    return _figures(sc, hw, ph, plan, bd, mem, chunk_units, chunk_cost, price)
+    est = _figures(sc, hw, ph, plan, bd, mem, chunk_units, chunk_cost, price)
+    crit = ranks_cost[bd.critical_rank]
+    est.link_busy_s = {"nvlink": m * crit.nvlink_busy, "network": m * crit.network_busy}
+    return est
 
 
 def _rank_cost(chunk_cost: list[StageCost], chunks: list[int], schedule: str) -> StageCost:

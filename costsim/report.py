@@ -114,6 +114,9 @@ def phase_to_dict(p: PhaseEstimate) -> dict:
     out["step_breakdown_s"] = {k: num(v) for k, v in bd.as_dict().items()} if bd else None
     out["per_microbatch_s"] = ({"critical_rank": int(bd.critical_rank)}
                                | {k: num(getattr(bd.per_mb, k)) for k, _ in _PER_MB}) if bd else None
+    out["link_busy_s_per_step"] = {k: num(v) for k, v in p.link_busy_s.items()} if p.link_busy_s else None
+    out["dualpipe_phases_s"] = ({k: num(v) for k, v in bd.dualpipe_phases.items()}
+                                if bd and bd.dualpipe_phases else None)
     out["memory_gib_per_gpu"] = {k: num(v) for k, v in mem.gib().items()} if mem else None
     out["plan"] = _plan_dict(p) if p.plan else None
     out["stages"] = [list(ch) for ch in p.layout] if p.layout else None
@@ -209,9 +212,14 @@ def plan_line(p: PhaseEstimate) -> str:
 
 def _phase_detail(p: PhaseEstimate) -> Group:
     bd, mem = p.breakdown, p.memory
+    links = ""
+    if p.link_busy_s:
+        links = (f"\nlinks busy per step (critical rank): NVLink {p.link_busy_s['nvlink']:,.2f} s · "
+                 f"network {p.link_busy_s['network']:,.2f} s")
     head = Text.assemble(("\n" + p.name, "bold"), f" — step {fmt_s(p.step_time_s)} s\n", ("plan: ", "dim"),
-                         plan_line(p))
-    parts = [x for x in (_breakdown_table(bd), _per_mb_table(bd), _memory_table(mem)) if x is not None]
+                         plan_line(p), (links, "dim"))
+    parts = [x for x in (_breakdown_table(bd), _dualpipe_table(bd), _per_mb_table(bd), _memory_table(mem))
+             if x is not None]
     return Group(head, Columns(parts, padding=(1, 4)))   # side by side where the terminal is wide enough
 
 
@@ -231,6 +239,18 @@ def _breakdown_table(bd) -> Table:
         t.add_row(key.replace("_", " "), f"{v:,.2f}", fmt_pct(v / total) if total else "—")
     t.add_section()
     t.add_row(Text("step", style="bold"), Text(f"{total:,.2f}", style="bold"), "100%")
+    return t
+
+
+def _dualpipe_table(bd) -> Table | None:
+    """The same step as ISCA '25 Table 4 splits it: warm-up forwards, paired steady state, cool-down."""
+    if not bd.dualpipe_phases:
+        return None
+    t = _small("DualPipe view", "s")
+    labels = {"1F": "1F (warm-up)", "1B": "1B (cool-down)", "1W": "1W (cool-down)", "1F1B": "1F1B (paired)",
+              "bubble": "bubble", "optimizer": "optimizer + DP tail"}
+    for key, v in bd.dualpipe_phases.items():
+        t.add_row(labels.get(key, key), f"{v:,.2f}")
     return t
 
 

@@ -21,17 +21,21 @@ class StageCost:
     comm: dict[tuple[str, str], float] = field(default_factory=dict)   # (pass, overlap class) → s
     model_flops: float = 0.0       # per micro-batch, this GPU
     hw_flops: float = 0.0
+    nvlink_busy: float = 0.0       # seconds the GPU's NVLink / network port carries this stage's traffic
+    network_busy: float = 0.0
 
     def __add__(self, o: "StageCost") -> "StageCost":
         comm = dict(self.comm)
         for key, v in o.comm.items():
             comm[key] = comm.get(key, 0.0) + v
         return StageCost(self.f + o.f, self.b + o.b, self.w + o.w, self.attn_f + o.attn_f,
-                         self.attn_b + o.attn_b, comm, self.model_flops + o.model_flops, self.hw_flops + o.hw_flops)
+                         self.attn_b + o.attn_b, comm, self.model_flops + o.model_flops, self.hw_flops + o.hw_flops,
+                         self.nvlink_busy + o.nvlink_busy, self.network_busy + o.network_busy)
 
     def scaled(self, k: float) -> "StageCost":
         return StageCost(self.f * k, self.b * k, self.w * k, self.attn_f * k, self.attn_b * k,
-                         {key: v * k for key, v in self.comm.items()}, self.model_flops * k, self.hw_flops * k)
+                         {key: v * k for key, v in self.comm.items()}, self.model_flops * k, self.hw_flops * k,
+                         self.nvlink_busy * k, self.network_busy * k)
 
     def c(self, pass_: str, cls: str) -> float:
         return self.comm.get((pass_, cls), 0.0)
@@ -53,6 +57,7 @@ class RankTimes:
     exposed_b: float
     pair: float = 0.0              # DualPipe: an overlapped forward+backward chunk pair (F&B)
     a2a: float = 0.0               # DualPipe: EP all-to-all of one forward + one backward chunk
+    a2a_f: float = 0.0             # DualPipe: the forward chunk's share of `a2a`
 
     @property
     def f(self) -> float:
@@ -83,7 +88,8 @@ def rank_times(s: StageCost, schedule: str, tp_overlap: bool, omega: float) -> R
     # DualPipe: the EP all-to-all of one chunk hides behind the compute of the paired chunk
     busy = s.f + s.b + s.w + ef + eb
     a2a = s.c("F", "ep") + s.c("B", "ep")
-    return RankTimes(s.f, s.b, s.w, ef, eb, pair=busy + exposed(a2a, busy, omega), a2a=a2a)
+    return RankTimes(s.f, s.b, s.w, ef, eb, pair=busy + exposed(a2a, busy, omega), a2a=a2a,
+                     a2a_f=s.c("F", "ep"))
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class StepBreakdown:
     optimizer: float
     critical_rank: int
     per_mb: RankTimes
+    dualpipe_phases: dict[str, float] | None = None   # the ISCA '25 Table 4 view of a DualPipe step
 
     @property
     def total(self) -> float:
@@ -136,7 +143,14 @@ def step_breakdown(ranks: list[RankTimes], schedule: str, v: int, m: int, dp_exp
                key=lambda i: micro_batch_time(ranks[i], m, unpaired) + dp_exposed[i] + optimizer[i])
     r = ranks[crit]
     compute = m * (r.f_compute + r.b_compute + r.w)
+    bubble = float(pipeline_bubble(ranks, schedule, v))
+    phases = None
+    if r.pair:   # warm-up forwards, paired steady state, cool-down backward and weight-grad chunks
+        phases = {"1F": unpaired * (r.f + r.a2a_f), "1B": unpaired * (r.b + r.a2a - r.a2a_f),
+                  "1W": unpaired * r.w, "1F1B": (m - unpaired) * r.pair, "bubble": bubble,
+                  "optimizer": float(optimizer[crit]) + dp_exposed[crit]}
+        phases = {k: float(v) for k, v in phases.items()}
     return StepBreakdown(forward=float(m * r.f_compute), backward=float(m * (r.b_compute + r.w)),
-                         bubble=float(pipeline_bubble(ranks, schedule, v)),
+                         bubble=bubble,
                          exposed_comm=float(micro_batch_time(r, m, unpaired) - compute + dp_exposed[crit]),
-                         optimizer=float(optimizer[crit]), critical_rank=crit, per_mb=r)
+                         optimizer=float(optimizer[crit]), critical_rank=crit, per_mb=r, dualpipe_phases=phases)
