@@ -37,6 +37,8 @@ class PhaseEstimate:
     tokens_per_s_per_gpu: float = 0.0
     model_flops_per_token: float = 0.0
     link_busy_s: dict[str, float] = field(default_factory=dict)   # per step, critical rank: nvlink, network
+    costs: "PhaseCosts | None" = None                              # what the simulator starts from
+    simulated: "object | None" = None                              # costsim.sim.step.StepResult when simulated
     breakdown: StepBreakdown | None = None
     memory: MemoryBreakdown | None = None
     plan: ParallelPlan | None = None
@@ -127,6 +129,39 @@ def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: Phas
         return PhaseEstimate(ph.name, 0.0, 0, 0.0, hours, hours / n / 24, hours * price,
                              hours * hw.power_w * sc.pricing.pue / 1e6, reported=True)
     plan = ph.plan
+    pc = phase_costs(sc, model, hw, plan, eff)
+    times = [rank_times(rc, plan.schedule, plan.tp_comm_overlap, eff.overlap_efficiency) for rc in pc.ranks_cost]
+    m = plan.num_microbatches
+    unpaired = int(in_flight(plan, 0)) if plan.schedule == "dualpipe" else 0
+    bd = step_breakdown(times, plan.schedule, pc.v, m, [_tail(d, t) for d, t in zip(pc.dp_comm, times)],
+                        pc.optimizer, unpaired)
+    mem = _check_memory(sc, model, hw, plan, pc.chunk_units, pc.per_rank)
+    est = _figures(sc, hw, ph, plan, bd, mem, pc.chunk_units, pc.chunk_cost, price)
+    crit = pc.ranks_cost[bd.critical_rank]
+    est.link_busy_s = {"nvlink": m * crit.nvlink_busy, "network": m * crit.network_busy}
+    est.costs = pc
+    return est
+
+
+@dataclass
+class PhaseCosts:
+    """Everything the closed form and the simulator share: per-chunk and per-rank costs of one micro-batch."""
+    plan: ParallelPlan
+    chunk_units: list[list[str]]
+    chunk_cost: list[StageCost]
+    per_rank: list[list[int]]
+    ranks_cost: list[StageCost]
+    dp_comm: list[float]              # per rank, per step: DP gradient reduction (before overlap)
+    optimizer: list[float]            # per rank, per step: update + ZeRO parameter gather
+    zero_comm: list[dict]             # per rank, per micro-batch: ZeRO-3 gathers
+
+    @property
+    def v(self) -> int:
+        return self.plan.virtual_stages if self.plan.schedule == "interleaved" else 1
+
+
+def phase_costs(sc: Scenario, model: ModelSpec, hw: HardwareProfile, plan: ParallelPlan,
+                eff: Efficiency) -> PhaseCosts:
     units = pipeline_units(model)
     costs = unit_costs(model, hw, plan, eff, sorted(set(units)) + ["p2p"])
     chunk_units = layout(units, {u: costs[u].f + costs[u].b + costs[u].w for u in set(units)},
@@ -134,21 +169,11 @@ def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: Phas
     chunk_cost = [sum((costs[u] for u in ch), StageCost()) + costs["p2p"] for ch in chunk_units]
     per_rank = rank_chunks(plan.num_chunks, plan.pp, plan.schedule)
     ranks_cost = [_rank_cost(chunk_cost, chs, plan.schedule) for chs in per_rank]
-    dp_exposed, optimizer, zero_comm = dp_and_optimizer(model, hw, plan, eff, chunk_units, per_rank, sc)
+    dp_comm, optimizer, zero_comm = dp_and_optimizer(model, hw, plan, eff, chunk_units, per_rank, sc)
     for rc, z in zip(ranks_cost, zero_comm):
         for key, v in z.items():
             rc.comm[key] = rc.comm.get(key, 0.0) + v
-    times = [rank_times(rc, plan.schedule, plan.tp_comm_overlap, eff.overlap_efficiency) for rc in ranks_cost]
-    m = plan.num_microbatches
-    v = plan.virtual_stages if plan.schedule == "interleaved" else 1
-    unpaired = int(in_flight(plan, 0)) if plan.schedule == "dualpipe" else 0
-    bd = step_breakdown(times, plan.schedule, v, m, [_tail(d, t) for d, t in zip(dp_exposed, times)],
-                        optimizer, unpaired)
-    mem = _check_memory(sc, model, hw, plan, chunk_units, per_rank)
-    est = _figures(sc, hw, ph, plan, bd, mem, chunk_units, chunk_cost, price)
-    crit = ranks_cost[bd.critical_rank]
-    est.link_busy_s = {"nvlink": m * crit.nvlink_busy, "network": m * crit.network_busy}
-    return est
+    return PhaseCosts(plan, chunk_units, chunk_cost, per_rank, ranks_cost, dp_comm, optimizer, zero_comm)
 
 
 def _rank_cost(chunk_cost: list[StageCost], chunks: list[int], schedule: str) -> StageCost:
