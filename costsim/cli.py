@@ -82,22 +82,65 @@ def estimate(
         "--set", "-s", metavar="KEY=VALUE",
         help="Override a scenario key, value parsed as YAML; repeatable. "
              "E.g. --set parallelism.pp=8 --set phases.0.tokens=1e12")] = None,
+    simulate: Annotated[bool, typer.Option(
+        "--simulate", help="Also simulate each step (SimPy) and the whole run with failures and checkpoints "
+                           "(the scenario's reliability: block).")] = False,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", help="Seed of the run's Monte-Carlo (overrides reliability.seed).")] = None,
+    replicates: Annotated[Optional[int], typer.Option(
+        "--replicates", help="Monte-Carlo replicates (overrides reliability.replicates).")] = None,
 ) -> None:
     """Estimate every phase of a training run: step time, GPU-hours, days, $, MFU, memory per GPU."""
     from .estimate import estimate as run_estimate
     from .scenario import load_scenario
 
+    extra = ([f"reliability.seed={seed}"] if seed is not None else []) + (
+        [f"reliability.replicates={replicates}"] if replicates is not None else [])
     with user_errors():
-        sc = load_scenario(scenario, overrides or [])
+        sc = load_scenario(scenario, (overrides or []) + extra)
         if format is Format.json:
-            est = run_estimate(sc, base_dir=scenario.parent)
+            est = run_estimate(sc, base_dir=scenario.parent, simulate=simulate)
         else:
-            with _stderr().status(f"estimating {sc.name}…", spinner="dots"):
-                est = run_estimate(sc, base_dir=scenario.parent)
+            what = "simulating" if simulate else "estimating"
+            with _stderr().status(f"{what} {sc.name}…", spinner="dots"):
+                est = run_estimate(sc, base_dir=scenario.parent, simulate=simulate)
     if format is Format.json:
         _print_json(report.estimate_to_dict(est))
     else:
         report.render_estimate(est, Console())
+
+
+@app.command()
+def timeline(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("timeline.html"),
+    phase: Annotated[Optional[str], typer.Option(
+        "--phase", help="Phase to draw (default: the first simulated one).")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option(
+        "--set", "-s", metavar="KEY=VALUE", help="Override a scenario key, as for estimate.")] = None,
+) -> None:
+    """Write a self-contained HTML Gantt chart of one simulated step: a row per pipeline stage."""
+    from .estimate import estimate as run_estimate
+    from .scenario import load_scenario
+    from .sim.step import simulate_phase
+    from .sim.timeline import write_timeline
+
+    with user_errors():
+        sc = load_scenario(scenario, overrides or [])
+        est = run_estimate(sc, base_dir=scenario.parent)
+        sims = [p for p in est.phases if not p.reported]
+        chosen = next((p for p in sims if phase in (None, p.name)), None)
+        if chosen is None:
+            names = ", ".join(p.name for p in sims) or "none"
+            raise CostsimError(f"--phase {phase}: no simulated phase of that name; phases: {names}")
+        with _stderr().status(f"simulating one step of {chosen.name}…", spinner="dots"):
+            res = simulate_phase(chosen.costs, est.efficiency.overlap_efficiency, trace=True)
+        try:
+            out = write_timeline(res, f"{sc.name} — {chosen.name}: one step, {res.step_time_s:.2f} s", output)
+        except OSError as exc:
+            raise CostsimError(f"--output {output}: cannot write ({exc.strerror})") from None
+    _stderr().print(f"wrote {out} ({chosen.name}, {len({e.rank for e in res.trace})} stages, "
+                    f"step {res.step_time_s:.2f} s)", markup=False)
 
 
 @app.command()

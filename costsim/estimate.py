@@ -55,6 +55,7 @@ class Estimate:
     usd_per_gpu_hour: float
     efficiency: Efficiency
     phases: list[PhaseEstimate]
+    run: "object | None" = None          # costsim.sim.run.RunSummary when simulated
 
     @property
     def gpu_hours(self) -> float:
@@ -82,13 +83,33 @@ def load_context(sc: Scenario, base_dir: Path) -> tuple[ModelSpec, HardwareProfi
     return model, load_profile(sc.cluster.gpu, base_dir)
 
 
-def estimate(sc: Scenario, base_dir: Path = Path(".")) -> Estimate:
-    """Every phase of a scenario; raises ScenarioError / PlanError with a one-line reason."""
+def estimate(sc: Scenario, base_dir: Path = Path("."), simulate: bool = False) -> Estimate:
+    """Every phase of a scenario; raises ScenarioError / PlanError with a one-line reason.
+    `simulate`: also run the SimPy step simulator on each phase and the Monte-Carlo of the whole run with
+    failures and checkpoints (the scenario's `reliability:` block)."""
     model, hw = load_context(sc, base_dir)
     eff = with_overrides(fitted(), sc.efficiency)
     price = sc.pricing.usd_per_gpu_hour or hw.price_usd_per_gpu_hour
     phases = [estimate_phase(sc, model, hw, ph, eff, price) for ph in resolve_phases(sc, model, hw)]
-    return Estimate(sc.name, model, hw, sc.cluster.num_gpus, price, eff, phases)
+    est = Estimate(sc.name, model, hw, sc.cluster.num_gpus, price, eff, phases)
+    if simulate:
+        _simulate(est, sc)
+    return est
+
+
+def _simulate(est: Estimate, sc: Scenario) -> None:
+    from .sim.reliability import checkpoint_bytes_for
+    from .sim.run import simulate_run
+    from .sim.step import simulate_phase
+
+    runs = []
+    for p in est.phases:
+        if not p.reported:
+            p.simulated = simulate_phase(p.costs, est.efficiency.overlap_efficiency)
+            runs.append((p.name, p.steps, p.simulated.step_time_s))
+    if runs:
+        ckpt = checkpoint_bytes_for(est.model.total_params(include_mtp=True), sc.optimizer.moment_dtype)
+        est.run = simulate_run(runs, est.num_gpus, ckpt, sc.reliability)
 
 
 def unit_costs(model: ModelSpec, hw: HardwareProfile, plan: ParallelPlan, eff: Efficiency,

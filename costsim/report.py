@@ -90,7 +90,20 @@ def estimate_to_dict(est: Estimate) -> dict:
         "phases": [phase_to_dict(p) for p in est.phases],
         "total": {"gpu_hours": num(est.gpu_hours), "wall_clock_days": num(est.wall_clock_days),
                   "cost_usd": num(est.cost_usd), "energy_mwh": num(est.energy_mwh)},
+        "simulation": _simulation_dict(est),
     }
+
+
+def _simulation_dict(est: Estimate) -> dict | None:
+    """The whole-run Monte-Carlo (simulated phases only; reported phases are not re-simulated)."""
+    run = getattr(est, "run", None)
+    if run is None:
+        return None
+    out = run.as_dict()
+    reported = sum(p.gpu_hours for p in est.phases if p.reported)
+    out["gpu_hours_with_reported_phases"] = {k: num(v + reported) for k, v in out["gpu_hours"].items()}
+    out["cost_usd"] = {k: num((v + reported) * est.usd_per_gpu_hour) for k, v in out["gpu_hours"].items()}
+    return out
 
 
 def _model_dict(m: ModelSpec) -> dict:
@@ -114,6 +127,8 @@ def phase_to_dict(p: PhaseEstimate) -> dict:
     out["step_breakdown_s"] = {k: num(v) for k, v in bd.as_dict().items()} if bd else None
     out["per_microbatch_s"] = ({"critical_rank": int(bd.critical_rank)}
                                | {k: num(getattr(bd.per_mb, k)) for k, _ in _PER_MB}) if bd else None
+    sim = getattr(p, "simulated", None)
+    out["simulated_step_time_s"] = num(sim.step_time_s) if sim else None
     out["link_busy_s_per_step"] = {k: num(v) for k, v in p.link_busy_s.items()} if p.link_busy_s else None
     out["dualpipe_phases_s"] = ({k: num(v) for k, v in bd.dualpipe_phases.items()}
                                 if bd and bd.dualpipe_phases else None)
@@ -148,6 +163,36 @@ def render_estimate(est: Estimate, console: Console) -> None:
         (f"{fmt_days(est.wall_clock_days)} days", "bold"), " · ", (fmt_usd(est.cost_usd), "bold green"),
         " · ", f"{est.energy_mwh:,.0f} MWh"))
     console.print(Text("efficiency (global): " + efficiency_line(est), style="dim"))
+    if getattr(est, "run", None) is not None:
+        console.print(_simulation_table(est))
+
+
+def _simulation_table(est: Estimate) -> Group:
+    """Simulated step next to the closed form, then the whole run with failures and checkpoints."""
+    run = est.run
+    steps = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title_justify="left",
+                  title="simulated step (SimPy) vs closed form")
+    for col in ("phase", "closed form (s)", "simulated (s)", "difference"):
+        steps.add_column(col, justify="left" if col == "phase" else "right")
+    for p in est.phases:
+        if p.simulated is not None:
+            d = p.simulated.step_time_s / p.step_time_s - 1
+            steps.add_row(p.name, f"{p.step_time_s:,.2f}", f"{p.simulated.step_time_s:,.2f}", f"{d:+.1%}")
+    d = run.as_dict()
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title_justify="left",
+              title=f"whole run with failures ({d['replicates']} replicates, seed {d['seed']}; "
+                    "simulated phases only)")
+    for col in ("", "mean", "p10", "p90"):
+        t.add_column(col, justify="left" if not col else "right")
+    rows = (("wall-clock days", "wall_clock_days", "{:,.1f}"), ("GPU-hours", "gpu_hours", None),
+            ("goodput", "goodput", "{:.1%}"), ("failures", "failures", "{:,.0f}"))
+    for label, key, fmt in rows:
+        vals = [d[key][q] for q in ("mean", "p10", "p90")]
+        t.add_row(label, *[(fmt_hours(v) if fmt is None else fmt.format(v)) for v in vals])
+    note = Text(f"job MTBF {d['job_mtbf_h']:,.1f} h · checkpoint every {d['checkpoint_interval_s'] / 60:,.0f} min,"
+                f" write {d['checkpoint_write_s']:,.0f} s · first-order analytic waste "
+                f"{d['analytic_waste_fraction']:.1%}", style="dim")
+    return Group(Text(""), steps, Text(""), t, note)
 
 
 def efficiency_line(est: Estimate) -> str:

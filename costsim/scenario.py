@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ScenarioError
+from .sim.reliability import Reliability
 
 Precision = Literal["bf16", "fp8"]
 Schedule = Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]
@@ -93,6 +94,7 @@ class Scenario(_Strict):
     pricing: Pricing = Pricing()
     optimizer: Optimizer = Optimizer()
     efficiency: Efficiency = Efficiency()
+    reliability: Reliability = Reliability()
 
 
 def _loc(err: dict) -> str:

@@ -9,7 +9,6 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..memory import MASTER_BYTES, MOMENT_BYTES, WEIGHT_BYTES
 
 # Llama 3 405B (arXiv 2407.21783 §3.3.4): 419 unexpected interruptions in 54 days on 16,384 H100.
 # A job's failures are the sum of its GPUs' (independent, exponential) failures, so per-GPU MTBF =
@@ -60,6 +59,7 @@ class Reliability(BaseModel):
 
 def checkpoint_bytes_for(params: float, moment_dtype: str = "fp32") -> float:
     """Checkpoint bytes of a model: BF16 weights + FP32 master weights + Adam m and v, per parameter."""
+    from ..memory import MASTER_BYTES, MOMENT_BYTES, WEIGHT_BYTES   # here: the scenario imports this module
     return params * (WEIGHT_BYTES + MASTER_BYTES + MOMENT_BYTES[moment_dtype])
 
 
