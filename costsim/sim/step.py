@@ -59,13 +59,12 @@ class StepResult:
     step_time_s: float
     busy_s: list[float]                 # compute busy time per rank (pipeline work only)
     trace: list[TraceEvent] = field(default_factory=list)
+    pipeline_s: float = 0.0             # until the last rank's last pipeline action ends
 
     @property
     def bubble_s(self) -> float:
         """Idle time of the busiest rank inside the pipeline part of the step."""
         return self.pipeline_s - max(self.busy_s)
-
-    pipeline_s: float = 0.0             # until the last rank's last action ends
 
 
 class _StepSim:
@@ -83,6 +82,7 @@ class _StepSim:
         self.dp_streams = [simpy.Resource(self.env, 1) for _ in range(self.p)]
         self.busy = [0.0] * self.p
         self.done_at = [0.0] * self.p
+        self.pipeline_end = 0.0
 
     # -- topology ---------------------------------------------------------------------------------------
     def stage(self, rank: int, chunk: int) -> tuple[int, int]:
@@ -91,10 +91,10 @@ class _StepSim:
             return (rank if chunk == 0 else self.p - 1 - rank), self.p
         return chunk * self.p + rank, self.p * self.v
 
-    def at(self, pos: int, chunk: int) -> tuple[int, int]:
-        """(rank, chunk) holding pipeline position `pos` of direction/chunk family `chunk`."""
+    def at(self, pos: int, direction: int) -> tuple[int, int]:
+        """(rank, chunk) holding pipeline position `pos`; DualPipe has one pipeline per direction."""
         if self.schedule == "dualpipe":
-            return (pos if chunk == 0 else self.p - 1 - pos), chunk
+            return (pos if direction == 0 else self.p - 1 - pos), direction
         return pos % self.p, pos // self.p
 
     def inbox(self, kind: str, rank: int, chunk: int, mb: int) -> simpy.Event:
@@ -188,7 +188,7 @@ class _StepSim:
             yield dp_done
         yield from self._run(r, "optimizer", self.opt_s[r], 0.0)
         self.done_at[r] = env.now
-        self.pipeline_end = max(getattr(self, "pipeline_end", 0.0), end_pipeline)
+        self.pipeline_end = max(self.pipeline_end, end_pipeline)
 
     def _run(self, r: int, label: str, seconds: float, busy: float | None = None):
         start = self.env.now
