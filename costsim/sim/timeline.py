@@ -36,7 +36,7 @@ def timeline_figure(result: StepResult, title: str) -> go.Figure:
                 name=f"stage {r}{suffix}", orientation="h", y=[f"stage {r}{suffix}"] * len(evs),
                 base=[e.start for e in evs], x=[e.end - e.start for e in evs], width=width,
                 marker_color=[COLORS.get(_kind(e.label), "#999999") for e in evs],
-                text=[e.label for e in evs], hovertemplate="%{text}<br>%{base:.4f} s + %{x:.4f} s<extra></extra>",
+                text=[e.label for e in evs], textposition="none", hovertemplate="%{text}<br>%{base:.4f} s + %{x:.4f} s<extra></extra>",
                 showlegend=False))
     fig.update_layout(title=title, barmode="overlay", xaxis_title="seconds into the step",
                       yaxis={"autorange": "reversed"}, height=120 + 40 * len(ranks), bargap=0.1,
