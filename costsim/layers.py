@@ -108,7 +108,7 @@ def moe_ffn(b: _Builder) -> None:
     b.tp_collective("moe.tp_in", t, h, ALL_GATHER)
     t_route = t / tp                                       # tokens routed by this GPU
     b.gemm("moe.router", t_route, E, h, lowp=False)        # gating stays BF16 (DeepSeek-V3 §3.3)
-    b.mem("moe.topk", t_route * E, (8, 8))
+    b.mem("moe.topk", t_route * E, (8, 8))                # FP32 scores: read and write, both passes
     disp_bytes = 1.0 + 4 / 128 if b.fp8 else 2.0           # FP8 + one FP32 scale per 128 values
     b.mem("moe.permute", t_route * topk * h, (2 + disp_bytes, 2 + disp_bytes))
     b.all_to_all("moe.dispatch.F", t_route, h, disp_bytes, "F")

@@ -13,14 +13,13 @@ def _dp_ops(b: _Builder, dense: float, expert: float, zero: int) -> tuple[list, 
     p = b.p
     groups = [(dense, p.dp * p.cp, p.tp), (expert, p.dp * p.cp // p.ep, p.tp * p.cp * p.ep)]
     grad, gather, z3 = [], [], []
+    steps = [(grad, ALL_REDUCE if zero == 0 else REDUCE_SCATTER, GRAD_BYTES, "O")]
+    if zero in (1, 2):     # updated shards are gathered back after the optimizer step
+        steps.append((gather, ALL_GATHER, WEIGHT_BYTES, "O"))
+    if zero == 3:          # weights are gathered for every micro-batch's forward and backward
+        steps += [(z3, ALL_GATHER, WEIGHT_BYTES, "F"), (z3, ALL_GATHER, WEIGHT_BYTES, "B")]
     for params, size, stride in groups:
-        for target, kind, nbytes, pass_ in (
-                (grad, ALL_REDUCE if zero == 0 else REDUCE_SCATTER, GRAD_BYTES, "O"),
-                (gather, ALL_GATHER, WEIGHT_BYTES, "O") if zero in (1, 2) else (None, 0, 0, ""),
-                (z3, ALL_GATHER, WEIGHT_BYTES, "F") if zero == 3 else (None, 0, 0, ""),
-                (z3, ALL_GATHER, WEIGHT_BYTES, "B") if zero == 3 else (None, 0, 0, "")):
-            if target is None:
-                continue
+        for target, kind, nbytes, pass_ in steps:
             n0 = len(b.ops)
             b.coll(f"dp.{kind}", kind, params * nbytes, size, stride, "zero", pass_)
             target.extend(b.ops[n0:])
