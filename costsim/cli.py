@@ -208,3 +208,6 @@ def _refit() -> None:
               f" overlap_efficiency {eff.overlap_efficiency:.4f}; log-RMSE {before ** .5:.3f} → {after ** .5:.3f};"
               f" wrote {path}", markup=False)
 
+
+from .calibrate.cli import calibrate_app  # noqa: E402  (after user_errors, which the sub-app uses)
+app.add_typer(calibrate_app, name="calibrate")

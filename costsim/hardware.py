@@ -129,11 +129,14 @@ def list_profiles() -> list[str]:
 
 
 def load_profile(name_or_path: str, base_dir: Path | None = None) -> HardwareProfile:
-    """Load a profile by name (from profiles_dir()) or by path (.yaml/.yml or containing '/')."""
+    """Load a profile by name (from profiles_dir()) or by path (.yaml/.yml or containing '/'); a relative path is
+    looked up next to the scenario (`base_dir`) first, then in the working directory (e.g. from `--set`)."""
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text or os.sep in text:
         path = Path(text).expanduser()
-        if not path.is_absolute() and base_dir is not None:
+        if not path.is_absolute() and base_dir is not None and (Path(base_dir) / path).is_file():
+            path = Path(base_dir) / path   # relative to the scenario file first, then to the working directory
+        elif not path.is_absolute() and base_dir is not None and not path.is_file():
             path = Path(base_dir) / path
         if not path.is_file():
             raise HardwareError(f"{path}: hardware profile file not found")
