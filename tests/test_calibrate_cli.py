@@ -62,3 +62,15 @@ def test_missing_results_file(tmp_path):
     one_line_error(invoke("calibrate", "compare", str(tmp_path / "nope.json"), "--profile", "h100-sxm"), "not found")
 
 
+
+
+def test_scenario_gemm_shapes_come_from_the_op_table():
+    from costsim.calibrate.bench_gemm import plan, scenario_shapes
+    root = Path(__file__).resolve().parent.parent
+    shapes = scenario_shapes(root / "scenarios" / "deepseek-v3.yaml")
+    assert 0 < len(shapes) <= 48 and {s[0] for s in shapes} == {"bf16", "fp8"}
+    dtype, m, n, k, g = shapes[0]
+    assert (dtype, k, n, m, g) in shapes or (dtype, m, k, n, g) in shapes   # its weight- or input-grad GEMM
+    cases = plan("cuda", True, shapes, fp8=True)
+    assert sum(c.probe == "scenario" for c in cases) == len(shapes)
+    assert {c.probe for c in cases} >= {"grid", "wave", "tile", "k", "small_m"}

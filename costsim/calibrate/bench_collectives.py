@@ -92,7 +92,10 @@ def worker(out: str, device: str, quick: bool) -> None:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "cuda":
         torch.cuda.set_device(local)
-        dist.init_process_group("nccl", device_id=torch.device("cuda", local))
+        try:
+            dist.init_process_group("nccl", device_id=torch.device("cuda", local))
+        except TypeError:   # torch < 2.3 has no device_id
+            dist.init_process_group("nccl")
     else:
         dist.init_process_group("gloo")
     n, rank = dist.get_world_size(), dist.get_rank()

@@ -84,7 +84,7 @@ def fit_cmd(
     console.print(table)
     changes = Table(title="fitted numbers vs the base profile")
     for col in ("parameter", "base", "fitted", "change"):
-        changes.add_column(col, justify="left" if col == "parameter" else "right")
+        changes.add_column(col, justify="left" if col == "parameter" else "right", overflow="fold")
     for p in fit.params:
         old = _base_value(fit.base.path, p.path)
         changes.add_row(p.path, _fmt(old), _fmt(p.value), _change(old, p.value))
