@@ -26,10 +26,6 @@ def fitted() -> Efficiency:
     return Efficiency(raw["compute_derate"], raw["kernel_overhead_us"] * 1e-6, raw["overlap_efficiency"])
 
 
-def fit_record() -> dict:
-    return json.loads(resources.files("costsim").joinpath("fitted.json").read_text())
-
-
 def with_overrides(base: Efficiency, o: EfficiencyOverride) -> Efficiency:
     changes = {}
     if o.compute_derate is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .efficiency import Efficiency, fitted, with_overrides
-from .errors import PlanError
+from .errors import PlanError, ScenarioError
 from .hardware import HardwareProfile, load_profile
 from .kernels import COLLECTIVES, hw_row, op_seconds
 from .layers import pipeline_units, unit_ops
@@ -75,7 +75,6 @@ class Estimate:
 
 
 def load_context(sc: Scenario, base_dir: Path) -> tuple[ModelSpec, HardwareProfile]:
-    from .errors import ScenarioError
     try:
         model = resolve_model(sc.model, base_dir)
     except ValueError as exc:

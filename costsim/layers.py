@@ -5,6 +5,8 @@ for MLA, fine-grained MoE, FP8 placement and multi-token prediction.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .model import ModelSpec
 from .ops import (ADD_BYTES, ALL_GATHER, CE_BYTES, DROPOUT_ADD_BYTES, MEM, NORM_BYTES, P2P,
                   REDUCE_SCATTER, ROPE_BYTES, Op, _Builder)
@@ -198,7 +200,6 @@ def unit_ops(model: ModelSpec, plan: ParallelPlan, unit: str) -> list[Op]:
 
 
 def _as_recompute(op: Op) -> Op:
-    from dataclasses import replace
     return replace(op, name=op.name[:-2] + ".R", pass_="R", model_flops=0.0)
 
 

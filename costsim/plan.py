@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from .errors import PlanError
 from .hardware import HardwareProfile
 from .model import ModelSpec
-from .scenario import Parallelism, Phase, Scenario, Precision
+from .scenario import Parallelism, Precision, Scenario, one_line
 
 NVLINK, NETWORK, A2A_MIXED, HIERARCHICAL = 0, 1, 2, 3  # link tiers, as the cost kernel numbers them
 
@@ -77,8 +79,6 @@ class PhasePlan:
 def _merged_parallelism(base: Parallelism, override: dict | None, phase: str) -> Parallelism:
     if not override:
         return base
-    from pydantic import ValidationError
-    from .scenario import one_line
     try:
         return Parallelism.model_validate({**base.model_dump(), **override})
     except ValidationError as exc:

@@ -73,16 +73,23 @@ class RankTimes:
         return self.pair if self.pair else self.f + self.b + self.w
 
 
-def rank_times(s: StageCost, schedule: str, tp_overlap: bool, omega: float) -> RankTimes:
-    def pass_comm(p: str, compute: float, attn: float, ep_hidden: bool) -> float:
-        tp = s.c(p, "tp")
-        out = exposed(tp, compute, omega) if tp_overlap else tp
-        out += exposed(s.c(p, "cp"), attn, omega) + s.c(p, "pp") + exposed(s.c(p, "zero"), compute, omega)
-        return out + (0.0 if ep_hidden else s.c(p, "ep"))
+def exposed_pass_comm(s: StageCost, pass_: str, schedule: str, tp_overlap: bool, omega: float,
+                      with_pp: bool = True) -> float:
+    """Communication of one pass (F or B) left on the critical path: TP exposed unless overlapped with the
+    pass's compute, CP hidden behind attention, ZeRO-3 gathers behind compute, PP sends exposed, EP exposed
+    except under DualPipe (where the paired chunk hides it; see rank_times)."""
+    compute, attn = (s.f, s.attn_f) if pass_ == "F" else (s.b + s.w, s.attn_b)
+    tp = s.c(pass_, "tp")
+    out = exposed(tp, compute, omega) if tp_overlap else tp
+    out += exposed(s.c(pass_, "cp"), attn, omega) + exposed(s.c(pass_, "zero"), compute, omega)
+    out += s.c(pass_, "pp") if with_pp else 0.0
+    return out + (0.0 if schedule == "dualpipe" else s.c(pass_, "ep"))
 
+
+def rank_times(s: StageCost, schedule: str, tp_overlap: bool, omega: float) -> RankTimes:
     dual = schedule == "dualpipe"
-    ef = pass_comm("F", s.f, s.attn_f, dual)
-    eb = pass_comm("B", s.b + s.w, s.attn_b, dual)
+    ef = exposed_pass_comm(s, "F", schedule, tp_overlap, omega)
+    eb = exposed_pass_comm(s, "B", schedule, tp_overlap, omega)
     if not dual:
         return RankTimes(s.f, s.b, s.w, ef, eb)
     # DualPipe: the EP all-to-all of one chunk hides behind the compute of the paired chunk

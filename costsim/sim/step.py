@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from ..schedule import StageCost, exposed
+from ..schedule import StageCost, exposed, exposed_pass_comm
 from .schedules import Action, rank_actions
 
 
@@ -32,15 +32,9 @@ class ChunkTimes:
 
 
 def chunk_times(s: StageCost, schedule: str, tp_overlap: bool, omega: float) -> ChunkTimes:
-    """The closed form's exposure rules (schedule.rank_times), per chunk, with PP transfers kept apart."""
-    def extra(p: str, compute: float, attn: float) -> float:
-        tp = s.c(p, "tp")
-        out = exposed(tp, compute, omega) if tp_overlap else tp
-        out += exposed(s.c(p, "cp"), attn, omega) + exposed(s.c(p, "zero"), compute, omega)
-        return out + (0.0 if schedule == "dualpipe" else s.c(p, "ep"))
-
-    f = s.f + extra("F", s.f, s.attn_f)
-    b = s.b + extra("B", s.b + s.w, s.attn_b)
+    """The closed form's exposure rules (schedule.exposed_pass_comm), per chunk, with PP transfers kept apart."""
+    f = s.f + exposed_pass_comm(s, "F", schedule, tp_overlap, omega, with_pp=False)
+    b = s.b + exposed_pass_comm(s, "B", schedule, tp_overlap, omega, with_pp=False)
     a2a_f, a2a_b = (s.c("F", "ep"), s.c("B", "ep")) if schedule == "dualpipe" else (0.0, 0.0)
     return ChunkTimes(f, b, s.w, a2a_f, a2a_b, s.c("F", "pp"), s.c("B", "pp"))
 
@@ -60,11 +54,6 @@ class StepResult:
     busy_s: list[float]                 # compute busy time per rank (pipeline work only)
     trace: list[TraceEvent] = field(default_factory=list)
     pipeline_s: float = 0.0             # until the last rank's last pipeline action ends
-
-    @property
-    def bubble_s(self) -> float:
-        """Idle time of the busiest rank inside the pipeline part of the step."""
-        return self.pipeline_s - max(self.busy_s)
 
 
 class _StepSim:
