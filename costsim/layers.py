@@ -120,7 +120,7 @@ def moe_ffn(b: _Builder) -> None:
     _activation(b, "moe.expert_act", rows * local, inner)
     b.gemm("moe.expert_down", rows, h, inner, groups=local)
     b.all_to_all("moe.combine.F", t_route, h, 2.0, "F")
-    b.mem("moe.unpermute", t_route * topk * h, (3, 3))
+    b.mem("moe.unpermute", t_route * topk * h, (3, 3))   # read k BF16 rows, write one: ≈2 + 2/k B per element
     b.all_to_all("moe.dispatch.B", t_route, h, disp_bytes, "B")   # output grads to the experts
     b.all_to_all("moe.combine.B", t_route, h, 2.0, "B")           # input grads back to the tokens
     if m.n_shared_experts:
