@@ -8,7 +8,7 @@ import numpy as np
 
 from .efficiency import Efficiency, fitted, with_overrides
 from .errors import PlanError, ScenarioError
-from .hardware import HardwareProfile, load_profile
+from .hardware import HardwareProfile, load_profile, with_network
 from .kernels import COLLECTIVES, hw_row, op_seconds
 from .layers import pipeline_units, unit_ops
 from .layout import layout, rank_chunks
@@ -79,7 +79,10 @@ def load_context(sc: Scenario, base_dir: Path) -> tuple[ModelSpec, HardwareProfi
         model = resolve_model(sc.model, base_dir)
     except ValueError as exc:
         raise ScenarioError(str(exc) if str(exc).startswith("model") else f"model: {exc}") from None
-    return model, load_profile(sc.cluster.gpu, base_dir)
+    hw = load_profile(sc.cluster.gpu, base_dir)
+    if sc.cluster.network_gbps_per_gpu:
+        hw = with_network(hw, sc.cluster.network_gbps_per_gpu)
+    return model, hw
 
 
 def estimate(sc: Scenario, base_dir: Path = Path("."), simulate: bool = False) -> Estimate:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,22 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> HardwarePro
         if not path.is_file():
             known = ", ".join(list_profiles()) or "(none)"
             raise HardwareError(f"cluster.gpu: unknown hardware profile '{text}'; known: {known}")
-    return _parse(path)
+    return _parse_cached(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _parse_cached(path: str, mtime_ns: int) -> HardwareProfile:
+    """Parse once per file version (the profile is frozen): re-reading YAML dominated a warm estimate."""
+    return _parse(Path(path))
+
+
+def with_network(hw: HardwareProfile, gbps_per_gpu: float) -> HardwareProfile:
+    """The same GPU on another scale-out network: inter-node busbw scaled by the line-rate ratio (the profile's
+    busbw figures are NIC-bound, so they scale with the NIC), e.g. 1600 Gb/s RoCE per 8-GPU node = 200."""
+    ratio = gbps_per_gpu / 8 * 1e9 / hw.net_bw_per_gpu
+    return replace(hw, net_bw_per_gpu=hw.net_bw_per_gpu * ratio,
+                   net_busbw={k: v * ratio for k, v in hw.net_busbw.items()},
+                   name=f"{hw.name}@{gbps_per_gpu:g}Gbps")
 
 
 def _parse(path: Path) -> HardwareProfile:

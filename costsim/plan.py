@@ -36,6 +36,14 @@ class ParallelPlan:
     precision: str
     seq_len: int
     global_batch_size: int
+    etp: int = 1
+    ep_comm_overlap: bool = False
+    zero_shard_size: int | None = None
+    zero3_gather_once: bool = False
+    recompute_fraction: float = 1.0
+    fp8_recipe: str = "delayed"
+    moe_load_imbalance: float | None = None
+    moe_capacity_factor: float | None = None
 
     @property
     def num_microbatches(self) -> int:
@@ -88,12 +96,13 @@ def _merged_parallelism(base: Parallelism, override: dict | None, phase: str) ->
 def resolve_phases(sc: Scenario, model: ModelSpec, hw: HardwareProfile) -> list[PhasePlan]:
     """Fill each phase from the one before it and check its plan (see README: phase inheritance)."""
     out: list[PhasePlan] = []
-    precision, seq_len, gbs = "bf16", None, None
+    precision, seq_len, gbs, recipe = "bf16", None, None, "delayed"
     for i, ph in enumerate(sc.phases):
         if ph.gpu_hours is not None:
             out.append(PhasePlan(ph.name, None, 0, 0.0, ph.gpu_hours))
             continue
         precision = ph.precision or precision
+        recipe = ph.fp8_recipe or recipe
         seq_len = ph.seq_len or seq_len
         gbs = ph.global_batch_size or gbs
         where = f"phases[{i}] ({ph.name})"
@@ -101,7 +110,7 @@ def resolve_phases(sc: Scenario, model: ModelSpec, hw: HardwareProfile) -> list[
             missing = "seq_len" if seq_len is None else "global_batch_size"
             raise PlanError(f"{where}.{missing}: required (not given here nor in an earlier phase)")
         par = _merged_parallelism(sc.parallelism, ph.parallelism, f"{i}")
-        plan = make_plan(sc, par, model, hw, precision, seq_len, gbs, where)
+        plan = make_plan(sc, par, model, hw, precision, seq_len, gbs, where, recipe)
         tokens_per_step = gbs * seq_len
         if ph.steps is not None:
             steps, tokens = ph.steps, float(ph.steps * tokens_per_step)
@@ -113,7 +122,8 @@ def resolve_phases(sc: Scenario, model: ModelSpec, hw: HardwareProfile) -> list[
 
 
 def make_plan(sc: Scenario, par: Parallelism, model: ModelSpec, hw: HardwareProfile,
-              precision: Precision, seq_len: int, gbs: int, where: str = "parallelism") -> ParallelPlan:
+              precision: Precision, seq_len: int, gbs: int, where: str = "parallelism",
+              fp8_recipe: str = "delayed") -> ParallelPlan:
     n = sc.cluster.num_gpus
     gpn = sc.cluster.gpus_per_node or hw.gpus_per_node
     _check_tp(par.tp, model, where)   # the model's own divisibility first: it names the real culprit
@@ -128,7 +138,11 @@ def make_plan(sc: Scenario, par: Parallelism, model: ModelSpec, hw: HardwareProf
         sequence_parallel=par.sequence_parallel, zero_stage=par.zero_stage, schedule=par.schedule,
         virtual_stages=par.virtual_stages, micro_batch_size=par.micro_batch_size, recompute=par.recompute,
         attention=par.attention, tp_comm_overlap=par.tp_comm_overlap, comm_sms=par.comm_sms,
-        stage_layout=par.stage_layout, precision=precision, seq_len=seq_len, global_batch_size=gbs)
+        stage_layout=par.stage_layout, precision=precision, seq_len=seq_len, global_batch_size=gbs,
+        etp=par.etp, ep_comm_overlap=par.ep_comm_overlap, zero_shard_size=par.zero_shard_size,
+        zero3_gather_once=par.zero3_gather_once, recompute_fraction=par.recompute_fraction,
+        fp8_recipe=fp8_recipe, moe_load_imbalance=sc.moe.load_imbalance,
+        moe_capacity_factor=sc.moe.capacity_factor)
     check_plan(plan, model, hw, where)
     return plan
 

@@ -28,6 +28,9 @@ class Cluster(_Strict):
     gpu: str = Field(description="hardware profile name (see `costsim profiles`) or path to a profile YAML")
     num_gpus: int = Field(gt=0)
     gpus_per_node: int | None = Field(default=None, gt=0, description="defaults to the profile's value")
+    network_gbps_per_gpu: float | None = Field(
+        default=None, gt=0, le=1e5, description="scale-out line rate per GPU in Gb/s (e.g. 1600 Gb/s RoCE per "
+        "8-GPU node = 200); scales the profile's inter-node bandwidths; default: the profile's network")
 
 
 class Parallelism(_Strict):
@@ -49,11 +52,32 @@ class Parallelism(_Strict):
     comm_sms: int = Field(default=0, ge=0, description="SMs reserved for communication kernels (DeepSeek: 20)")
     stage_layout: Literal["uniform", "balanced"] = Field(
         default="uniform", description="uniform: equal layer counts per stage; balanced: min-max stage time")
+    etp: int = Field(default=1, gt=0, description="expert tensor parallel size (Megatron-Core MoE parallel "
+                     "folding): experts split over etp ranks; ep·etp must divide tp·cp·dp of a stage")
+    ep_comm_overlap: bool = Field(default=False, description="EP all-to-all overlapped with the other "
+                                  "micro-batch's compute outside DualPipe (Megatron-Core --overlap-moe-expert-"
+                                  "parallel-comm)")
+    zero_shard_size: int | None = Field(default=None, gt=0, description="ZeRO/FSDP shard group size in "
+                                        "data-parallel ranks; smaller than dp·cp = HSDP (shard inside a group, "
+                                        "replicate across groups); default: all dp·cp ranks")
+    zero3_gather_once: bool = Field(default=False, description="ZeRO-3/FSDP: gather parameters once per step "
+                                    "and keep them across micro-batches (more memory) instead of re-gathering "
+                                    "every micro-batch")
+    recompute_fraction: float = Field(default=1.0, gt=0, le=1, description="share of layers recomputed under "
+                                      "recompute: full (Megatron --recompute-num-layers; torchtitan "
+                                      "selective-layer AC every k-th layer = 1/k)")
+
+
+Fp8Recipe = Literal["delayed", "current", "rowwise", "blockwise"]
 
 
 class Phase(_Strict):
     name: str
     precision: Precision | None = None
+    fp8_recipe: Fp8Recipe | None = Field(
+        default=None, description="FP8 scaling: delayed (Transformer Engine per-tensor, amax history; the "
+        "default), current (per-tensor, this step's amax), rowwise (per-row, torchao), blockwise (DeepSeek-V3 "
+        "1x128 activations / 128x128 weights); inherited from the phase before")
     seq_len: int | None = Field(default=None, gt=0)
     global_batch_size: int | None = Field(default=None, gt=0, description="sequences per step")
     tokens: float | None = Field(default=None, gt=0)
@@ -78,6 +102,15 @@ class Optimizer(_Strict):
     moment_dtype: Literal["fp32", "bf16"] = "fp32"
 
 
+class Moe(_Strict):
+    """Routing as the cost model sees it."""
+    load_imbalance: float | None = Field(default=None, ge=1, le=64, description="max/mean routed tokens per EP "
+                                         "rank in one micro-batch; default: the statistical floor of balanced "
+                                         "routing (costsim/moe_balance.py)")
+    capacity_factor: float | None = Field(default=None, gt=0, le=64, description="token-dropping capacity "
+                                          "factor (caps each expert at this × mean); default: dropless")
+
+
 class Efficiency(_Strict):
     """Global parameters fitted on the public set (costsim/fitted.json); override here for what-ifs."""
     compute_derate: float | None = Field(default=None, gt=0, le=1)
@@ -93,6 +126,7 @@ class Scenario(_Strict):
     phases: list[Phase] = Field(min_length=1)
     pricing: Pricing = Pricing()
     optimizer: Optimizer = Optimizer()
+    moe: Moe = Moe()
     efficiency: Efficiency = Efficiency()
     reliability: Reliability = Reliability()
 
