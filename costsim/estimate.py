@@ -16,9 +16,9 @@ from .memory import MemoryBreakdown, in_flight, rank_memory
 from .model import ModelSpec, resolve_model
 from .ops import ATTN_B, ATTN_F, COLL, OpTable
 from .plan import ParallelPlan, PhasePlan, resolve_phases
-from .run_costs import dp_and_optimizer
+from .run_costs import RankStep, dp_and_optimizer
 from .scenario import Scenario
-from .schedule import StageCost, StepBreakdown, rank_times, step_breakdown
+from .schedule import Overlap, RankTimes, StageCost, StepBreakdown, pipelined, rank_times, step_breakdown
 
 
 @dataclass
@@ -153,11 +153,15 @@ def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: Phas
                              hours * hw.power_w * sc.pricing.pue / 1e6, reported=True)
     plan = ph.plan
     pc = phase_costs(sc, model, hw, plan, eff)
-    times = [rank_times(rc, plan.schedule, plan.tp_comm_overlap, eff.overlap_efficiency) for rc in pc.ranks_cost]
+    slowdown = overlap_slowdown(plan, eff)
+    times = [rank_times(rc, plan.schedule, Overlap(plan.tp_comm_overlap, plan.ep_comm_overlap, slowdown,
+                                                    st.zero_pieces))
+             for rc, st in zip(pc.ranks_cost, pc.steps)]
     m = plan.num_microbatches
     unpaired = int(in_flight(plan, 0)) if plan.schedule == "dualpipe" else 0
-    bd = step_breakdown(times, plan.schedule, pc.v, m, [_tail(d, t) for d, t in zip(pc.dp_comm, times)],
-                        pc.optimizer, unpaired)
+    dp_tail = [dp_exposed(plan, st, t, slowdown) for st, t in zip(pc.steps, times)]
+    optimizer = [st.update + gather_exposed(plan, st, t, slowdown) for st, t in zip(pc.steps, times)]
+    bd = step_breakdown(times, plan.schedule, pc.v, m, dp_tail, optimizer, unpaired)
     mem = _check_memory(sc, model, hw, plan, pc.chunk_units, pc.per_rank)
     est = _figures(sc, hw, ph, plan, bd, mem, pc.chunk_units, pc.chunk_cost, price)
     crit = pc.ranks_cost[bd.critical_rank]
@@ -174,9 +178,22 @@ class PhaseCosts:
     chunk_cost: list[StageCost]
     per_rank: list[list[int]]
     ranks_cost: list[StageCost]
-    dp_comm: list[float]              # per rank, per step: DP gradient reduction (before overlap)
-    optimizer: list[float]            # per rank, per step: update + ZeRO parameter gather
-    zero_comm: list[dict]             # per rank, per micro-batch: ZeRO-3 gathers
+    steps: list[RankStep]             # per rank: DP gradient reduction, ZeRO gathers, optimizer (before overlap)
+
+    @property
+    def dp_comm(self) -> list[float]:
+        """Per rank, per step: DP gradient reduction (before overlap)."""
+        return [s.grad for s in self.steps]
+
+    @property
+    def optimizer(self) -> list[float]:
+        """Per rank, per step: optimizer update + ZeRO parameter gather (before overlap)."""
+        return [s.update + s.gather for s in self.steps]
+
+    @property
+    def zero_comm(self) -> list[dict]:
+        """Per rank, per micro-batch: ZeRO-3 gathers and reduce-scatters."""
+        return [s.zero for s in self.steps]
 
     @property
     def v(self) -> int:
@@ -192,11 +209,11 @@ def phase_costs(sc: Scenario, model: ModelSpec, hw: HardwareProfile, plan: Paral
     chunk_cost = [sum((costs[u] for u in ch), StageCost()) + costs["p2p"] for ch in chunk_units]
     per_rank = rank_chunks(plan.num_chunks, plan.pp, plan.schedule)
     ranks_cost = [_rank_cost(chunk_cost, chs, plan.schedule) for chs in per_rank]
-    dp_comm, optimizer, zero_comm = dp_and_optimizer(model, hw, plan, eff, chunk_units, per_rank, sc)
-    for rc, z in zip(ranks_cost, zero_comm):
-        for key, v in z.items():
+    steps = dp_and_optimizer(model, hw, plan, eff, chunk_units, per_rank, sc)
+    for rc, st in zip(ranks_cost, steps):
+        for key, v in st.zero.items():
             rc.comm[key] = rc.comm.get(key, 0.0) + v
-    return PhaseCosts(plan, chunk_units, chunk_cost, per_rank, ranks_cost, dp_comm, optimizer, zero_comm)
+    return PhaseCosts(plan, chunk_units, chunk_cost, per_rank, ranks_cost, steps)
 
 
 def _rank_cost(chunk_cost: list[StageCost], chunks: list[int], schedule: str) -> StageCost:
@@ -205,9 +222,24 @@ def _rank_cost(chunk_cost: list[StageCost], chunks: list[int], schedule: str) ->
     return total.scaled(1 / len(chunks)) if schedule == "dualpipe" else total
 
 
-def _tail(dp_comm: float, r) -> float:
-    """DP gradient reduction overlaps the last backward of the rank; the rest is the exposed tail."""
-    return max(0.0, dp_comm - (r.b_compute + r.w))
+def overlap_slowdown(plan: ParallelPlan, eff: Efficiency) -> float:
+    """Compute lost while communication runs beside it; none where SMs are reserved for communication for the
+    whole step (`comm_sms` already takes them from every kernel: never charge both)."""
+    return 0.0 if plan.comm_sms else eff.overlap_slowdown
+
+
+def dp_exposed(plan: ParallelPlan, st: RankStep, r: RankTimes, slowdown: float) -> float:
+    """Gradient reduction bucket by bucket beside the last micro-batch's backward; the last bucket exposed."""
+    if not plan.dp_comm_overlap:
+        return st.grad
+    return pipelined(st.grad, r.b_compute + r.w, st.grad_pieces, slowdown)
+
+
+def gather_exposed(plan: ParallelPlan, st: RankStep, r: RankTimes, slowdown: float) -> float:
+    """Parameter all-gather bucket by bucket ahead of the next step's first forward; the first bucket exposed."""
+    if not plan.dp_comm_overlap:
+        return st.gather
+    return pipelined(st.gather, r.f_compute, st.gather_pieces, slowdown)
 
 
 def _check_memory(sc, model, hw, plan, chunk_units, per_rank) -> MemoryBreakdown:

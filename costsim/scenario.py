@@ -57,6 +57,10 @@ class Parallelism(_Strict):
     ep_comm_overlap: bool = Field(default=False, description="EP all-to-all overlapped with the other "
                                   "micro-batch's compute outside DualPipe (Megatron-Core --overlap-moe-expert-"
                                   "parallel-comm)")
+    dp_comm_overlap: bool = Field(default=True, description="gradient reduction overlapped bucket by bucket "
+                                  "with the last backward, ZeRO parameter gathers with the next forward "
+                                  "(Megatron-Core --overlap-grad-reduce/--overlap-param-gather, DDP and FSDP "
+                                  "defaults); false: both run after the backward")
     zero_shard_size: int | None = Field(default=None, gt=0, description="ZeRO/FSDP shard group size in "
                                         "data-parallel ranks; smaller than dp·cp = HSDP (shard inside a group, "
                                         "replicate across groups); default: all dp·cp ranks")
@@ -115,7 +119,11 @@ class Efficiency(_Strict):
     """Global parameters fitted on the public set (costsim/fitted.json); override here for what-ifs."""
     compute_derate: float | None = Field(default=None, gt=0, le=1)
     kernel_overhead_us: float | None = Field(default=None, ge=0)
-    overlap_efficiency: float | None = Field(default=None, ge=0, le=1)
+    overlap_efficiency: float | None = Field(default=None, ge=0, le=1, description="former parameter: "
+                                             "share of overlapped communication that hides; sets "
+                                             "overlap_slowdown = 1 − this")
+    overlap_slowdown: float | None = Field(default=None, ge=0, le=1, description="fraction of compute throughput "
+                                           "lost while a communication kernel runs beside it")
 
 
 class Scenario(_Strict):

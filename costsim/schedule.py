@@ -41,10 +41,21 @@ class StageCost:
         return self.comm.get((pass_, cls), 0.0)
 
 
-def exposed(comm: float, under: float, overlap_eff: float) -> float:
-    """Part of `comm` left on the critical path when overlapped with `under` seconds of compute: what exceeds the
-    compute, plus the fraction (1 − overlap efficiency) of the rest that fails to hide."""
-    return max(0.0, comm - under) + (1.0 - overlap_eff) * min(comm, under)
+def exposed(comm: float, under: float, slowdown: float) -> float:
+    """Seconds `comm` adds to the critical path when it runs beside `under` seconds of compute: what exceeds the
+    compute, plus the compute slowed by the SMs and HBM bandwidth the communication kernel takes while both run
+    (efficiency.py: overlap_slowdown)."""
+    return max(0.0, comm - under) + slowdown * min(comm, under)
+
+
+def pipelined(comm: float, under: float, pieces: float, slowdown: float) -> float:
+    """Communication issued in `pieces` equal parts, each overlapping the compute next to it — FSDP's prefetch of
+    the next layer's gather, DDP/Megatron gradient buckets: one piece (the first gather, the last bucket) has
+    nothing to hide behind; the rest hides behind the other pieces' compute."""
+    if pieces <= 1:
+        return comm
+    piece = comm / pieces
+    return piece + exposed(comm - piece, under * (pieces - 1) / pieces, slowdown)
 
 
 @dataclass(frozen=True)
@@ -73,29 +84,42 @@ class RankTimes:
         return self.pair if self.pair else self.f + self.b + self.w
 
 
-def exposed_pass_comm(s: StageCost, pass_: str, schedule: str, tp_overlap: bool, omega: float,
-                      with_pp: bool = True) -> float:
-    """Communication of one pass (F or B) left on the critical path: TP exposed unless overlapped with the
-    pass's compute, CP hidden behind attention, ZeRO-3 gathers behind compute, PP sends exposed, EP exposed
-    except under DualPipe (where the paired chunk hides it; see rank_times)."""
+@dataclass(frozen=True)
+class Overlap:
+    """What may overlap compute in this plan, and at what cost (see exposed_pass_comm)."""
+    tp: bool = False               # TP collectives overlapped with the neighbouring GEMMs (TE userbuffers, async TP)
+    ep: bool = False               # EP all-to-all overlapped with the other micro-batch's compute (Megatron-Core)
+    slowdown: float = 0.0          # compute lost while communication runs beside it (0 when SMs are reserved)
+    zero_pieces: float = 1.0       # ZeRO-3 layers on the rank: gathers prefetched one layer ahead
+
+
+def exposed_pass_comm(s: StageCost, pass_: str, schedule: str, ov: Overlap, with_pp: bool = True) -> float:
+    """Communication of one pass (F or B) left on the critical path. Each overlapped stream hides behind the compute
+    it actually runs next to: TP beside the pass's GEMMs (not attention), ring-attention CP beside attention,
+    ZeRO-3 gathers (and backward reduce-scatters) layer by layer with one layer exposed, EP beside the paired
+    chunk under DualPipe (see rank_times) or the other micro-batch with EP overlap; PP sends exposed."""
     compute, attn = (s.f, s.attn_f) if pass_ == "F" else (s.b + s.w, s.attn_b)
     tp = s.c(pass_, "tp")
-    out = exposed(tp, compute, omega) if tp_overlap else tp
-    out += exposed(s.c(pass_, "cp"), attn, omega) + exposed(s.c(pass_, "zero"), compute, omega)
+    out = exposed(tp, compute - attn, ov.slowdown) if ov.tp else tp
+    out += exposed(s.c(pass_, "cp"), attn, ov.slowdown)
+    out += pipelined(s.c(pass_, "zero"), compute, ov.zero_pieces, ov.slowdown)
     out += s.c(pass_, "pp") if with_pp else 0.0
-    return out + (0.0 if schedule == "dualpipe" else s.c(pass_, "ep"))
+    ep = s.c(pass_, "ep")
+    if schedule == "dualpipe":
+        return out
+    return out + (exposed(ep, compute, ov.slowdown) if ov.ep else ep)
 
 
-def rank_times(s: StageCost, schedule: str, tp_overlap: bool, omega: float) -> RankTimes:
+def rank_times(s: StageCost, schedule: str, ov: Overlap) -> RankTimes:
     dual = schedule == "dualpipe"
-    ef = exposed_pass_comm(s, "F", schedule, tp_overlap, omega)
-    eb = exposed_pass_comm(s, "B", schedule, tp_overlap, omega)
+    ef = exposed_pass_comm(s, "F", schedule, ov)
+    eb = exposed_pass_comm(s, "B", schedule, ov)
     if not dual:
         return RankTimes(s.f, s.b, s.w, ef, eb)
     # DualPipe: the EP all-to-all of one chunk hides behind the compute of the paired chunk
     busy = s.f + s.b + s.w + ef + eb
     a2a = s.c("F", "ep") + s.c("B", "ep")
-    return RankTimes(s.f, s.b, s.w, ef, eb, pair=busy + exposed(a2a, busy, omega), a2a=a2a,
+    return RankTimes(s.f, s.b, s.w, ef, eb, pair=busy + exposed(a2a, busy, ov.slowdown), a2a=a2a,
                      a2a_f=s.c("F", "ep"))
 
 

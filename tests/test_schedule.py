@@ -9,8 +9,8 @@ import itertools
 
 import pytest
 
-from costsim.schedule import (RankTimes, StageCost, exposed, micro_batch_time, pipeline_bubble, rank_times,
-                              step_breakdown)
+from costsim.schedule import (Overlap, RankTimes, StageCost, exposed, micro_batch_time, pipeline_bubble,
+                              pipelined, rank_times, step_breakdown)
 
 REL = 1e-12
 F, b, W = 1.13, 1.51, 0.48          # DeepSeek-V3 (ISCA '25 Table 4): 1F 1.13 s; 1B 1.99 s = b + W; 1W 0.48 s
@@ -53,7 +53,7 @@ def test_dualpipe_bubble(p):
 
 def test_dualpipe_bubble_from_stage_costs():
     """Through rank_times: with nothing to hide the pair is F + B, and the bubble is (p/2−1)(F + 2B − 3W)."""
-    ranks = [rank_times(StageCost(f=F, b=b, w=W), "dualpipe", False, 1.0) for _ in range(16)]
+    ranks = [rank_times(StageCost(f=F, b=b, w=W), "dualpipe", Overlap()) for _ in range(16)]
     assert ranks[0].pair == pytest.approx(F + B, rel=REL)
     assert pipeline_bubble(ranks, "dualpipe", 1) == pytest.approx(7 * (F + B + B - 3 * W), rel=REL)
 
@@ -88,26 +88,37 @@ def test_exposed_comm_counts_in_the_bubble():
 
 @pytest.mark.parametrize("comm, under", [(0.0, 1.0), (0.3, 1.0), (1.0, 1.0), (2.5, 1.0), (1.0, 0.0)])
 def test_exposed_semantics(comm, under):
-    assert exposed(comm, under, 1.0) == pytest.approx(max(0.0, comm - under), abs=1e-15)   # hides up to compute
-    assert exposed(comm, under, 0.0) == pytest.approx(comm, abs=1e-15)                     # hides nothing
-    half = exposed(comm, under, 0.5)
-    assert half == pytest.approx(max(0.0, comm - under) + 0.5 * min(comm, under), abs=1e-15)
-    assert exposed(comm, under, 1.0) <= half <= exposed(comm, under, 0.0)
+    assert exposed(comm, under, 0.0) == pytest.approx(max(0.0, comm - under), abs=1e-15)   # free overlap
+    slowed = exposed(comm, under, 0.2)     # the overlapped part slows compute by 20 %
+    assert slowed == pytest.approx(max(0.0, comm - under) + 0.2 * min(comm, under), abs=1e-15)
+    assert exposed(comm, under, 1.0) == pytest.approx(comm, abs=1e-15)   # slowdown 1: nothing gained
+
+
+def test_pipelined_first_piece_is_exposed():
+    """8 layers, 0.8 s of gathers beside 1.6 s of compute: one 0.1 s gather exposed, the other 0.7 s hide
+    behind 1.4 s of compute (costing 0.7 × slowdown)."""
+    assert pipelined(0.8, 1.6, 8, 0.0) == pytest.approx(0.1, rel=REL)
+    assert pipelined(0.8, 1.6, 8, 0.1) == pytest.approx(0.1 + 0.07, rel=REL)
+    # comm-bound: 8 × 0.3 s of gathers beside 8 × 0.1 s of compute → 0.3 + (2.1 − 0.7)
+    assert pipelined(2.4, 0.8, 8, 0.0) == pytest.approx(0.3 + 1.4, rel=REL)
+    assert pipelined(0.8, 1.6, 1, 0.1) == 0.8                       # one piece: nothing to hide behind
 
 
 def test_rank_times_overlap_classes():
-    """TP hides behind the pass's compute only with tp_comm_overlap; CP behind attention; PP never."""
+    """TP hides behind the pass's GEMMs (not attention) only with tp_comm_overlap; CP behind attention;
+    ZeRO-3 layer by layer; PP never."""
     s = StageCost(f=1.0, b=1.5, w=0.5, attn_f=0.2, attn_b=0.4,
                   comm={("F", "tp"): 0.3, ("B", "tp"): 0.6, ("F", "cp"): 0.5, ("B", "cp"): 0.3,
                         ("F", "pp"): 0.05, ("B", "pp"): 0.05, ("F", "zero"): 0.4})
-    off = rank_times(s, "1f1b", False, 1.0)
-    assert off.exposed_f == pytest.approx(0.3 + (0.5 - 0.2) + 0.05 + 0.0, rel=REL)
+    off = rank_times(s, "1f1b", Overlap(tp=False, zero_pieces=4))
+    # tp 0.3 exposed; cp 0.5 beside 0.2 of attention → 0.3; pp 0.05; zero: 0.1 first layer, 0.3 beside 0.75
+    assert off.exposed_f == pytest.approx(0.3 + 0.3 + 0.05 + 0.1, rel=REL)
     assert off.exposed_b == pytest.approx(0.6 + 0.0 + 0.05, rel=REL)
-    on = rank_times(s, "1f1b", True, 1.0)
-    assert on.exposed_f == pytest.approx(0.3 + 0.05, rel=REL)
+    on = rank_times(s, "1f1b", Overlap(tp=True, zero_pieces=4))
+    assert on.exposed_f == pytest.approx(0.0 + 0.3 + 0.05 + 0.1, rel=REL)      # 0.3 of TP beside 0.8 of GEMMs
     assert on.exposed_b == pytest.approx(0.05, rel=REL)
-    none_hidden = rank_times(s, "1f1b", True, 0.0)
-    assert none_hidden.exposed_f == pytest.approx(0.3 + 0.5 + 0.05 + 0.4, rel=REL)
+    slow = rank_times(s, "1f1b", Overlap(tp=True, slowdown=0.1, zero_pieces=4))
+    assert slow.exposed_f == pytest.approx(0.1 * 0.3 + (0.3 + 0.1 * 0.2) + 0.05 + (0.1 + 0.1 * 0.3), rel=REL)
 
 
 # ---- EP all-to-all: hidden by DualPipe's paired chunks, exposed otherwise ---------------------------------
@@ -117,30 +128,37 @@ def ep_stage(a2a_f: float, a2a_b: float) -> StageCost:
 
 
 def test_dualpipe_hides_ep_all_to_all_up_to_the_compute():
-    small = rank_times(ep_stage(0.6, 0.9), "dualpipe", False, 1.0)
+    small = rank_times(ep_stage(0.6, 0.9), "dualpipe", Overlap())
     assert small.exposed_f == small.exposed_b == 0.0
     assert small.pair == pytest.approx(F + B, rel=REL)                 # compute ≥ comm: fully hidden
     assert small.steady == small.pair
-    big = rank_times(ep_stage(2.0, 2.5), "dualpipe", False, 1.0)
+    big = rank_times(ep_stage(2.0, 2.5), "dualpipe", Overlap())
     assert big.pair == pytest.approx(F + B + (4.5 - (F + B)), rel=REL)  # the excess is exposed
-    partial = rank_times(ep_stage(0.6, 0.9), "dualpipe", False, 0.75)
-    assert partial.pair == pytest.approx(F + B + 0.25 * 1.5, rel=REL)
+    slowed = rank_times(ep_stage(0.6, 0.9), "dualpipe", Overlap(slowdown=0.25))
+    assert slowed.pair == pytest.approx(F + B + 0.25 * 1.5, rel=REL)
 
 
 @pytest.mark.parametrize("schedule", ["1f1b", "interleaved", "zero-bubble"])
 def test_other_schedules_expose_all_ep_comm(schedule):
-    r = rank_times(ep_stage(0.6, 0.9), schedule, True, 1.0)
+    r = rank_times(ep_stage(0.6, 0.9), schedule, Overlap(tp=True))
     assert r.exposed_f == pytest.approx(0.6, rel=REL) and r.exposed_b == pytest.approx(0.9, rel=REL)
     assert r.pair == 0.0
     assert r.steady == pytest.approx(F + B + 1.5, rel=REL)
 
 
+def test_ep_comm_overlap_hides_behind_the_pass():
+    """Megatron-Core EP overlap: each pass's all-to-all runs beside that pass's compute of another micro-batch."""
+    r = rank_times(ep_stage(0.6, 0.9), "1f1b", Overlap(ep=True, slowdown=0.1))
+    assert r.exposed_f == pytest.approx(max(0.0, 0.6 - F) + 0.1 * min(0.6, F), rel=REL)
+    assert r.exposed_b == pytest.approx(max(0.0, 0.9 - (b + W)) + 0.1 * min(0.9, b + W), rel=REL)
+
+
 def test_dualpipe_unpaired_chunks_pay_their_all_to_all():
-    r = rank_times(ep_stage(0.6, 0.9), "dualpipe", False, 1.0)
+    r = rank_times(ep_stage(0.6, 0.9), "dualpipe", Overlap())
     m, k = 20, 17
     assert micro_batch_time(r, m, 0) == pytest.approx(m * r.pair, rel=REL)
     assert micro_batch_time(r, m, k) == pytest.approx((m - k) * r.pair + k * (F + B + 1.5), rel=REL)
-    plain = rank_times(ep_stage(0.6, 0.9), "1f1b", False, 1.0)
+    plain = rank_times(ep_stage(0.6, 0.9), "1f1b", Overlap())
     assert micro_batch_time(plain, m, k) == pytest.approx(m * plain.steady, rel=REL)   # only DualPipe pairs
 
 
@@ -150,7 +168,7 @@ def test_dualpipe_unpaired_chunks_pay_their_all_to_all():
                                                    ("dualpipe", 1, 0), ("dualpipe", 1, 5)])
 def test_step_breakdown_sums_to_total(schedule, v, unpaired):
     costs = [ep_stage(0.5 + 0.1 * i, 0.7) + StageCost(comm={("F", "tp"): 0.1 * i}) for i in range(4)]
-    ranks = [rank_times(c, schedule, False, 0.9) for c in costs]
+    ranks = [rank_times(c, schedule, Overlap(slowdown=0.1)) for c in costs]
     m, dp, opt = 24, [0.3, 0.1, 0.0, 0.2], [0.29, 0.29, 0.31, 0.28]
     bd = step_breakdown(ranks, schedule, v, m, dp, opt, unpaired)
     parts = bd.as_dict()
