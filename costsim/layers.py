@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .model import ModelSpec
+from .moe_balance import load_imbalance
 from .ops import (ADD_BYTES, ALL_GATHER, CE_BYTES, DROPOUT_ADD_BYTES, MEM, NORM_BYTES, P2P,
                   REDUCE_SCATTER, ROPE_BYTES, Op, _Builder)
 from .plan import ParallelPlan
@@ -102,7 +103,14 @@ def dense_ffn(b: _Builder, inner: int) -> None:
 
 
 def moe_ffn(b: _Builder) -> None:
-    """Fine-grained MoE: router, dispatch, grouped expert GEMMs, combine; shared experts beside them."""
+    """Fine-grained MoE: router, dispatch, grouped expert GEMMs, combine; shared experts beside them.
+
+    Parallel folding (Megatron-Core MoE; Liu et al. 2025, arXiv 2504.14960): the experts of a stage are laid out
+    over its tp·cp·dp ranks as an etp × ep grid of their own (etp innermost), independent of attention's TP.
+    Each GPU routes its own t/tp tokens (sequence-parallel split); an expert-TP group all-gathers the tokens it
+    received so each member computes 1/etp of every local expert's width. The most loaded EP rank sets the time
+    (moe_balance.py): its expert GEMMs and all-to-all carry `imb` × the mean rows; model FLOPs stay at the mean.
+    """
     m, p = b.m, b.p
     t, tp, h = p.tokens_per_microbatch, p.tp, m.hidden_size
     E, topk, inner = m.n_routed_experts, m.num_experts_per_tok, m.moe_intermediate_size
@@ -111,22 +119,39 @@ def moe_ffn(b: _Builder) -> None:
     t_route = t / tp                                       # tokens routed by this GPU
     b.gemm("moe.router", t_route, E, h, lowp=False)        # gating stays BF16 (DeepSeek-V3 §3.3)
     b.mem("moe.topk", t_route * E, (8, 8))                # FP32 scores: read and write, both passes
+    imb = load_imbalance(t_route * topk * p.etp, p.ep, p.moe_load_imbalance, p.moe_capacity_factor)
+    routed = t_route * topk * imb                          # routed copies on the most loaded rank
     disp_bytes = 1.0 + 4 / 128 if b.fp8 else 2.0           # FP8 + one FP32 scale per 128 values
-    b.mem("moe.permute", t_route * topk * h, (2 + disp_bytes, 2 + disp_bytes))
-    b.all_to_all("moe.dispatch.F", t_route, h, disp_bytes, "F")
+    b.mem("moe.permute", routed * h, (2 + disp_bytes, 2 + disp_bytes))
+    b.all_to_all("moe.dispatch.F", t_route * imb, h, disp_bytes, "F")
+    _expert_tp(b, "moe.etp_gather", routed * h * disp_bytes, ALL_GATHER, "F")
     local = E / p.ep
-    rows = t_route * topk * p.ep / E                       # tokens per local expert, balanced routing
-    b.gemm("moe.expert_up", rows, (2 if m.gated_mlp else 1) * inner, h, groups=local)
-    _activation(b, "moe.expert_act", rows * local, inner)
-    b.gemm("moe.expert_down", rows, h, inner, groups=local)
-    b.all_to_all("moe.combine.F", t_route, h, 2.0, "F")
-    b.mem("moe.unpermute", t_route * topk * h, (3, 3))   # read k BF16 rows, write one: ≈2 + 2/k B per element
-    b.all_to_all("moe.dispatch.B", t_route, h, disp_bytes, "B")   # output grads to the experts
-    b.all_to_all("moe.combine.B", t_route, h, 2.0, "B")           # input grads back to the tokens
+    rows = t_route * topk * p.etp * p.ep / E               # mean tokens per local expert on this GPU
+    width = inner / p.etp
+    n0 = len(b.ops)
+    b.gemm("moe.expert_up", rows * imb, (2 if m.gated_mlp else 1) * width, h, groups=local)
+    _activation(b, "moe.expert_act", rows * imb * local, width)
+    b.gemm("moe.expert_down", rows * imb, h, width, groups=local)
+    for op in b.ops[n0:]:
+        op.model_flops /= imb                              # the excess is waiting, not model work
+    _expert_tp(b, "moe.etp_scatter", routed * h * 2.0, REDUCE_SCATTER, "F")
+    b.all_to_all("moe.combine.F", t_route * imb, h, 2.0, "F")
+    # unpermute reads the k BF16 expert outputs of a token and writes one row: (2k + 2)/k = 2 + 2/k B per copy
+    b.mem("moe.unpermute", routed * h, (2 + 2 / topk, 2 + 2 / topk))
+    b.all_to_all("moe.dispatch.B", t_route * imb, h, disp_bytes, "B")   # output grads to the experts
+    _expert_tp(b, "moe.etp_gather.B", routed * h * 2.0, ALL_GATHER, "B")
+    _expert_tp(b, "moe.etp_scatter.B", routed * h * 2.0, REDUCE_SCATTER, "B")
+    b.all_to_all("moe.combine.B", t_route * imb, h, 2.0, "B")           # input grads back to the tokens
     if m.n_shared_experts:
         mlp_block(b, m.n_shared_experts * inner, prefix="moe.shared")
     b.tp_collective("moe.tp_out", t, h, REDUCE_SCATTER)
     _residual(b, _sp_tokens(b))
+
+
+def _expert_tp(b: _Builder, name: str, nbytes_per_rank: float, kind: int, pass_: str) -> None:
+    """Expert-TP all-gather / reduce-scatter of the dispatched tokens over etp consecutive ranks."""
+    if b.p.etp > 1:
+        b.coll(name, kind, nbytes_per_rank * b.p.etp, b.p.etp, 1, "ep", pass_)
 
 
 def transformer_layer(b: _Builder, kind: str) -> None:

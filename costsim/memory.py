@@ -42,7 +42,7 @@ def unit_params(model: ModelSpec, unit: str, pp: int) -> UnitParams:
 def gpu_params(model: ModelSpec, plan: ParallelPlan, units: list[str]) -> UnitParams:
     """Parameters held by one GPU for these units (dense ÷ TP, experts ÷ EP)."""
     dense = sum(unit_params(model, u, plan.pp).dense for u in units) / plan.tp
-    expert = sum(unit_params(model, u, plan.pp).expert for u in units) / plan.ep
+    expert = sum(unit_params(model, u, plan.pp).expert for u in units) / (plan.ep * plan.etp)
     return UnitParams(dense, expert)
 
 
@@ -146,7 +146,7 @@ def rank_memory(model: ModelSpec, plan: ParallelPlan, units: list[str], stage_un
     """Memory of one pipeline rank holding `units`; `stage_units` are its stages (two under DualPipe)."""
     params = gpu_params(model, plan, units)
     dp_dense = plan.dp * plan.cp
-    dp_expert = max(1, dp_dense // plan.ep)
+    dp_expert = max(1, plan.tp * plan.cp * plan.dp // (plan.ep * plan.etp))   # expert-DP (parallel folding)
     z = plan.zero_stage
 
     def shard(dense_bytes: float, expert_bytes: float, sharded: bool) -> float:

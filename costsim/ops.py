@@ -174,7 +174,7 @@ class _Builder:
         ep, topk = p.ep, m.num_experts_per_tok
         if ep <= 1:
             return
-        stride = p.tp * p.cp
+        stride = p.etp            # parallel folding: the EP group of a stage sits at stride etp (layers.moe_ffn)
         k_node = p.ranks_per_node(stride, ep)
         nodes = max(1, ep // k_node)
         row = width * bytes_per

@@ -166,10 +166,14 @@ def check_plan(p: ParallelPlan, m: ModelSpec, hw: HardwareProfile, where: str) -
     if m.is_moe:
         need(m.n_routed_experts % p.ep == 0,
              f"parallelism.ep={p.ep} does not divide n_routed_experts={m.n_routed_experts}")
-        need((p.dp * p.cp) % p.ep == 0,
-             f"parallelism.ep={p.ep} must divide dp·cp = {p.dp}·{p.cp} = {p.dp * p.cp} (EP is carved out of DP)")
+        stage = p.tp * p.cp * p.dp
+        need(stage % (p.ep * p.etp) == 0,
+             f"parallelism: ep·etp = {p.ep}·{p.etp} = {p.ep * p.etp} must divide a stage's tp·cp·dp = "
+             f"{p.tp}·{p.cp}·{p.dp} = {stage} (MoE parallel folding)")
+        need(m.moe_intermediate_size % p.etp == 0,
+             f"parallelism.etp={p.etp} does not divide moe_intermediate_size={m.moe_intermediate_size}")
     else:
-        need(p.ep == 1, f"parallelism.ep={p.ep} but the model has no experts")
+        need(p.ep == 1 and p.etp == 1, f"parallelism: ep={p.ep}, etp={p.etp} but the model has no experts")
     need(p.seq_len % p.cp == 0, f"parallelism.cp={p.cp} does not divide seq_len={p.seq_len}")
     per_step = p.dp * p.micro_batch_size
     need(p.global_batch_size % per_step == 0,

@@ -163,7 +163,7 @@ def test_python_dash_m():
     assert done.returncode == 0 and done.stdout.startswith("costsim ")
 
 
-# ---- validate, against a stand-in for costsim.validate ----
+# ---- validate, against a stand-in for costsim.crossval ----
 
 @dataclass(frozen=True)
 class FakeCase:
@@ -173,6 +173,7 @@ class FakeCase:
     published: float
     predicted: float
     source: str
+    fitted_on: bool = True
 
     @property
     def error(self) -> float:
@@ -181,27 +182,25 @@ class FakeCase:
 
 @pytest.fixture
 def fake_validate(monkeypatch):
+    from costsim.crossval import Row, summarize
+
     cases = [FakeCase("145.6B", "Megatron-LM Table 1", "step time (s)", 10.0, 10.5, "arXiv 2104.04473 Table 1"),
              FakeCase("310.1B", "Megatron-LM Table 1", "step time (s)", 20.0, 19.0, "arXiv 2104.04473 Table 1"),
              FakeCase("V3 pre-training", "DeepSeek-V3", "GPU-hours", 2.664e6, 2.7e6, "arXiv 2412.19437 Table 1")]
+    held_out = [11.0, 18.0, 2.9e6]
     calls = []
 
-    def run_cases(progress=None):
+    def cross_validate(progress=None):
         for i in range(len(cases)):
             if progress:
                 progress(i + 1, len(cases))
             calls.append(i)
-        return list(cases)
+        rows = [Row(c, p) for c, p in zip(cases, held_out)]
+        return rows, summarize(rows)
 
-    def summarize(results):
-        errs = sorted(abs(r.error) for r in results)
-        worst = max(results, key=lambda r: abs(r.error))
-        return {"cases": len(results), "median_abs_error": errs[len(errs) // 2], "max_abs_error": errs[-1],
-                "worst_case": worst.case}
-
-    module = types.ModuleType("costsim.validate")
-    module.run_cases, module.summarize = run_cases, summarize
-    monkeypatch.setitem(sys.modules, "costsim.validate", module)
+    module = types.ModuleType("costsim.crossval")
+    module.cross_validate = cross_validate
+    monkeypatch.setitem(sys.modules, "costsim.crossval", module)
     return calls
 
 
@@ -211,8 +210,10 @@ def test_validate_table(fake_validate):
     out = result.stdout
     assert fake_validate == [0, 1, 2]
     assert "Megatron-LM Table 1" in out and "DeepSeek-V3" in out
-    assert "145.6B" in out and "+5.0%" in out and "-5.0%" in out
+    assert "145.6B" in out and "+10.0%" in out and "-10.0%" in out     # held out
+    assert "+5.0%" in out and "-5.0%" in out                            # in-sample
     assert "3 cases" in out and "310.1B" in out and "arXiv 2104.04473" in out
+    assert "leave one source out" in out
 
 
 def test_validate_json(fake_validate):
@@ -221,4 +222,10 @@ def test_validate_json(fake_validate):
     data = json.loads(result.stdout)
     assert len(data["cases"]) == 3 and data["summary"]["cases"] == 3
     assert data["cases"][0]["error"] == pytest.approx(0.05)
-    assert data["summary"]["worst_case"] == "145.6B"
+    assert data["cases"][0]["cv_predicted"] == pytest.approx(11.0)
+    assert data["cases"][0]["cv_error"] == pytest.approx(0.10)
+    s = data["summary"]
+    assert s["in_sample"]["median_abs"] == pytest.approx(0.05) and s["in_sample"]["max_abs"] == pytest.approx(0.05)
+    assert s["cross_validated"]["max_abs"] == pytest.approx(0.10)
+    assert s["cross_validated"]["median_abs"] == pytest.approx(0.10)     # |errors| 0.10, 0.10, 0.089
+    assert s["worst_cross_validated"] == "Megatron-LM Table 1: 145.6B"
