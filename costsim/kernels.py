@@ -38,14 +38,25 @@ COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "p2p"
 
 
 def gemm_shape_efficiency(m, n, k, groups, tile_m, tile_n, sms, k_half):
-    """Fraction of the plateau rate a GEMM of this shape reaches: padding × waves × K fall-off."""
-    tm = math.ceil(m / tile_m)
-    tn = math.ceil(n / tile_n)
-    tiles = tm * tn * groups
-    waves = math.ceil(tiles / sms)
-    wave_eff = tiles / (waves * sms)
-    pad_eff = (m * n) / (tm * tile_m * tn * tile_n)
-    return wave_eff * pad_eff * k / (k + k_half)
+    """Fraction of the plateau rate a GEMM of this shape reaches: padding × waves × K fall-off, for the best of
+    the profile's tile and its halves and quarter in N (cuBLAS/CUTLASS heuristics and DeepGEMM pick smaller
+    blocks for small GEMMs to fill the SMs; NVIDIA "Matrix Multiplication Background", tile quantization). A
+    smaller tile reuses each loaded operand less — bm·bn/(bm + bn) multiply-adds per element loaded — so it
+    runs at that reuse relative to the profile's tile (which reaches the plateau)."""
+    reuse_full = tile_m * tile_n / (tile_m + tile_n)
+    best = 0.0
+    for c in range(4):
+        bm = tile_m / 2 if c == 1 else tile_m
+        bn = tile_n / 2 if c == 2 else (tile_n / 4 if c == 3 else tile_n)
+        tm = math.ceil(m / bm)
+        tn = math.ceil(n / bn)
+        tiles = tm * tn * groups
+        waves = math.ceil(tiles / sms)
+        wave_eff = tiles / (waves * sms)
+        pad_eff = (m * n) / (tm * bm * tn * bn)
+        reuse = bm * bn / (bm + bn) / reuse_full
+        best = max(best, wave_eff * pad_eff * reuse)
+    return best * k / (k + k_half)
 
 
 _gemm_eff_jit = njit(cache=True)(gemm_shape_efficiency)

@@ -1,4 +1,5 @@
-"""The public validation set (../shared/reference/published-runs.md, deepseek-v3.md): predicted vs published.
+"""The public validation set (../shared/reference/published-runs.md, deepseek-v3.md, and the runs of
+docs/reference/published-runs-2.md in costsim/cases/): predicted vs published.
 
 Like is compared with like: Megatron-LM Table 1 reports TFLOP/s per GPU by its eq. (3), which counts the
 recompute forward and the full (non-causal) attention, so the prediction is eq. (3) FLOPs over the predicted
@@ -8,6 +9,7 @@ written next to it.
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Callable, Iterable
 import yaml
 
 from .efficiency import Efficiency
+from .errors import PlanError
 from .estimate import Estimate, estimate
 from .scenario import parse_scenario
 
@@ -31,10 +34,18 @@ class CaseResult:
     predicted: float
     source: str
     fitted_on: bool = True      # used by `costsim validate --fit` (derived duplicates are not)
+    note: str = ""              # "plan error: ..." when the scenario could not be planned (predicted is nan)
+    published_memory_gib: float | None = None   # peak memory per GPU where the source prints it
+    predicted_memory_gib: float | None = None   # costsim's memory per GPU for that case
 
     @property
     def error(self) -> float:
+        """Relative error; nan for a failed prediction."""
         return (self.predicted - self.published) / self.published
+
+    @property
+    def failed(self) -> bool:
+        return not math.isfinite(self.predicted)
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Case:
     scenario: dict
     extract: Callable[[Estimate], float]
     fitted_on: bool = True
+    published_memory_gib: float | None = None   # peak memory per GPU, where the source prints it (not scored)
 
 
 def _gpt(h: int, heads: int, layers: int, vocab: int = 51200) -> dict:
@@ -90,10 +102,13 @@ def megatron_cases() -> list[Case]:
         sc = {"name": f"megatron-{params}B", "model": _gpt(h, heads, layers),
               "cluster": {"gpu": "a100-sxm-80gb", "num_gpus": gpus, "gpus_per_node": 8},
               # Megatron-LM 2021: interleaved 1F1B, full recompute, no SP, fused softmax (no FlashAttention),
-              # plain DP all-reduce (no distributed optimizer); micro-batch unpublished → 1
+              # plain DP all-reduce (no distributed optimizer) after the backward, not overlapped (Megatron-LM
+              # 2021's local DDP; bucketed overlap came with Megatron-Core's --overlap-grad-reduce);
+              # micro-batch unpublished → 1
               "parallelism": {"tp": tp, "pp": pp, "schedule": "interleaved" if pp > 1 else "1f1b",
                               "virtual_stages": _chunks(layers, pp) if pp > 1 else 1, "recompute": "full",
-                              "attention": "unfused", "zero_stage": 0, "micro_batch_size": 1},
+                              "attention": "unfused", "zero_stage": 0, "micro_batch_size": 1,
+                              "dp_comm_overlap": False},
               "phases": [{"name": "step", "precision": "bf16", "seq_len": 2048,
                           "global_batch_size": batch, "steps": 1}]}
         flops = _megatron_eq3_flops(batch, 2048, layers, h, 51200)
@@ -166,13 +181,22 @@ def deepseek_cases() -> list[Case]:
     ]
 
 
-def all_cases() -> list[Case]:
+def published_runs_cases() -> list[Case]:
+    """The first public set (published-runs.md, deepseek-v3.md)."""
     return deepseek_cases() + megatron_cases() + korthikanti_cases() + nvidia_cases()
+
+
+def all_cases() -> list[Case]:
+    from .cases import runs2_cases   # costsim/cases imports Case from here
+    return published_runs_cases() + runs2_cases()
 
 
 def run_cases(progress: Callable[[int, int], None] | None = None, efficiency: Efficiency | None = None,
               cases: Iterable[Case] | None = None) -> list[CaseResult]:
-    """Predict every case; `efficiency` overrides the fitted global parameters (used by the fit)."""
+    """Predict every case; `efficiency` overrides the fitted global parameters (used by the fit).
+
+    A case whose plan costsim rejects (PlanError, e.g. "does not fit in memory") is a failed prediction:
+    predicted = nan and the reason in `note`; the runs really ran, so it is counted, never dropped."""
     cases = list(cases or all_cases())
     results, cache = [], {}
     for i, c in enumerate(cases):
@@ -182,17 +206,31 @@ def run_cases(progress: Callable[[int, int], None] | None = None, efficiency: Ef
             if efficiency is not None:
                 raw["efficiency"] = {"compute_derate": efficiency.compute_derate,
                                      "kernel_overhead_us": efficiency.kernel_overhead_s * 1e6,
-                                     "overlap_efficiency": efficiency.overlap_efficiency}
-            cache[key] = estimate(parse_scenario(raw, c.scenario["name"]), SCENARIOS)
-        results.append(CaseResult(c.case, c.group, c.metric, c.published, c.extract(cache[key]), c.source,
-                                  c.fitted_on))
+                                     "overlap_slowdown": efficiency.overlap_slowdown}
+            try:
+                cache[key] = estimate(parse_scenario(raw, c.scenario["name"]), SCENARIOS)
+            except PlanError as exc:
+                cache[key] = exc
+        est = cache[key]
+        if isinstance(est, PlanError):
+            results.append(CaseResult(c.case, c.group, c.metric, c.published, math.nan, c.source, c.fitted_on,
+                                      f"plan error: {est}", c.published_memory_gib))
+        else:
+            mem = est.phases[0].memory
+            results.append(CaseResult(c.case, c.group, c.metric, c.published, c.extract(est), c.source,
+                                      c.fitted_on, "", c.published_memory_gib,
+                                      mem.total / 2**30 if mem is not None else None))
         if progress:
             progress(i + 1, len(cases))
     return results
 
 
 def summarize(results: list[CaseResult]) -> dict:
-    errs = [abs(r.error) for r in results]
-    worst = max(results, key=lambda r: abs(r.error))
-    return {"cases": len(results), "median_abs_error": statistics.median(errs), "max_abs_error": max(errs),
-            "worst_case": f"{worst.group}: {worst.case}"}
+    """Median and max |error| over the cases that were predicted; failed ones (nan) are counted apart."""
+    ok = [r for r in results if math.isfinite(r.predicted)]
+    errs = [abs(r.error) for r in ok]
+    worst = max(ok, key=lambda r: abs(r.error)) if ok else None
+    return {"cases": len(results), "failed": len(results) - len(ok),
+            "median_abs_error": statistics.median(errs) if errs else math.nan,
+            "max_abs_error": max(errs) if errs else math.nan,
+            "worst_case": f"{worst.group}: {worst.case}" if worst else "-"}

@@ -53,14 +53,22 @@ FIT_FLOP_PER_BYTE = 1402.6e12 / 3.0e12    # H800 FP8 MAMF over streaming bandwid
 
 
 def tile_efficiency(m: float, n: float, groups: float, hw: HardwareProfile, sms: int) -> float:
-    """Busy SM-slots × useful share of the padded tiles, for `groups` GEMMs with M×N outputs on `sms` SMs."""
-    tiles_m = math.ceil(m / hw.gemm_tile_m)
-    tiles_n = math.ceil(n / hw.gemm_tile_n)
-    tiles = tiles_m * tiles_n * groups
-    waves = math.ceil(tiles / sms)
-    busy_slots = tiles / (waves * sms)                                   # the last wave may be partial
-    useful = (m * n) / (tiles_m * hw.gemm_tile_m * tiles_n * hw.gemm_tile_n)   # edge tiles are padded
-    return busy_slots * useful
+    """Busy SM-slots × useful share of the padded tiles × operand reuse, for `groups` GEMMs with M×N outputs on
+    `sms` SMs, with the best block among the profile's tile, half its M, half its N and a quarter of its N."""
+    tm0, tn0 = hw.gemm_tile_m, hw.gemm_tile_n
+    candidates = [(tm0, tn0), (tm0 / 2, tn0), (tm0, tn0 / 2), (tm0, tn0 / 4)]
+    out = []
+    for bm, bn in candidates:
+        tiles_m = math.ceil(m / bm)
+        tiles_n = math.ceil(n / bn)
+        tiles = tiles_m * tiles_n * groups
+        waves = math.ceil(tiles / sms)
+        busy_slots = tiles / (waves * sms)                               # the last wave may be partial
+        useful = (m * n) / (tiles_m * bm * tiles_n * bn)                 # edge tiles are padded
+        # multiply-adds per loaded operand element, relative to the profile's tile
+        reuse = (bm * bn / (bm + bn)) / (tm0 * tn0 / (tm0 + tn0))
+        out.append(busy_slots * useful * reuse)
+    return max(out)
 
 
 def k_half(hw: HardwareProfile, plateau_flops: float) -> float:

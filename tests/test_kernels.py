@@ -357,12 +357,15 @@ def test_gemm_shape_model_against_deepgemm(capsys):
               f"TFLOPS = FP8 MAMF, no FP8 MAMF shape published)")
         print(f"{'M':>6} {'N':>6} {'K':>6} {'published':>9} {'model':>7} {'model/pub':>9}")
         for m, n, k, p, r in rates + deepgemm_rates(DEEPGEMM_SMALL_M):
-            note = "" if m >= 4096 else "  (small M, not asserted)"
+            note = "" if m >= 4096 else "  (small M: few tokens per expert)"
             print(f"{m:>6} {n:>6} {k:>6} {p:>9.0f} {r:>7.0f} {r / p:>9.3f}{note}")
         print(f"log-RMSE (6 large-M shapes) {rmse:.3f}; shape model alone with its best plateau "
               f"{best_plateau:.0f} TFLOPS: {shape_rmse:.3f}")
     assert rmse < 0.2
     assert all(abs(model / p - 1) < 0.15 for *_, p, model in rates)
+    # grouped-expert shapes with few rows: the tile choice (a smaller block fills the SMs) keeps them within 20%
+    # (with the 128×128 tile alone, 128×4096×7168 was modelled at 318 TFLOPS against DeepGEMM's 533)
+    assert all(abs(model / p - 1) < 0.2 for *_, p, model in deepgemm_rates(DEEPGEMM_SMALL_M))
     assert shape_rmse < 0.05
 
 
