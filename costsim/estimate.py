@@ -18,7 +18,8 @@ from .ops import ATTN_B, ATTN_F, COLL, OpTable
 from .plan import ParallelPlan, PhasePlan, resolve_phases
 from .run_costs import RankStep, dp_and_optimizer
 from .scenario import Scenario
-from .schedule import Overlap, RankTimes, StageCost, StepBreakdown, pipelined, rank_times, step_breakdown
+from .schedule import (RankTimes, overlap_for, StageCost, StepBreakdown, exposed_by_class, micro_batch_time, pipelined,
+                       rank_times, step_breakdown)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class PhaseEstimate:
     tokens_per_s_per_gpu: float = 0.0
     model_flops_per_token: float = 0.0
     link_busy_s: dict[str, float] = field(default_factory=dict)   # per step, critical rank: nvlink, network
+    exposed_by_class: dict[str, float] = field(default_factory=dict)   # per step: tp, cp, ep, pp, zero, dp
     costs: "PhaseCosts | None" = None                              # what the simulator starts from
     simulated: "object | None" = None                              # costsim.sim.step.StepResult when simulated
     breakdown: StepBreakdown | None = None
@@ -131,8 +133,12 @@ def unit_costs(model: ModelSpec, hw: HardwareProfile, plan: ParallelPlan, eff: E
             key = (op.pass_ if op.pass_ != "R" else "B", op.overlap)
             c.comm[key] = c.comm.get(key, 0.0) + t
             name = COLLECTIVES[op.coll]
-            c.nvlink_busy += op.bytes2 / hw.nvlink_busbw[name]
-            c.network_busy += op.bytes / hw.net_busbw[name]
+            nvl_s, net_s = op.bytes2 / hw.nvlink_busbw[name], op.bytes / hw.net_busbw[name]
+            c.nvlink_busy += nvl_s
+            c.network_busy += net_s
+            for d, v in ((c.comm_net_bytes, op.bytes), (c.comm_nvl_bytes, op.bytes2), (c.comm_net_s, net_s),
+                         (c.comm_nvl_s, nvl_s)):
+                d[key] = d.get(key, 0.0) + v
         elif op.pass_ == "F":
             c.f += t
             c.attn_f += t if op.kind == ATTN_F else 0.0
@@ -154,20 +160,37 @@ def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: Phas
     plan = ph.plan
     pc = phase_costs(sc, model, hw, plan, eff)
     slowdown = overlap_slowdown(plan, eff)
-    times = [rank_times(rc, plan.schedule, Overlap(plan.tp_comm_overlap, plan.ep_comm_overlap, slowdown,
-                                                    st.zero_pieces))
+    times = [rank_times(rc, plan.schedule, overlap_for(plan, slowdown, st.zero_pieces))
              for rc, st in zip(pc.ranks_cost, pc.steps)]
     m = plan.num_microbatches
     unpaired = int(in_flight(plan, 0)) if plan.schedule == "dualpipe" else 0
     dp_tail = [dp_exposed(plan, st, t, slowdown) for st, t in zip(pc.steps, times)]
     optimizer = [st.update + gather_exposed(plan, st, t, slowdown) for st, t in zip(pc.steps, times)]
     bd = step_breakdown(times, plan.schedule, pc.v, m, dp_tail, optimizer, unpaired)
+    by_class = _exposed_by_class(pc, bd, times, plan, m, unpaired, dp_tail, slowdown)
     mem = _check_memory(sc, model, hw, plan, pc.chunk_units, pc.per_rank)
     est = _figures(sc, hw, ph, plan, bd, mem, pc.chunk_units, pc.chunk_cost, price)
     crit = pc.ranks_cost[bd.critical_rank]
     est.link_busy_s = {"nvlink": m * crit.nvlink_busy, "network": m * crit.network_busy}
     est.costs = pc
+    est.exposed_by_class = by_class
     return est
+
+
+def _exposed_by_class(pc: PhaseCosts, bd: StepBreakdown, times: list[RankTimes], plan: ParallelPlan, m: int,
+                      unpaired: int, dp_tail: list[float], slowdown: float) -> dict[str, float]:
+    """The step's exposed communication on the critical rank, per stream: sums to bd.exposed_comm."""
+    i = bd.critical_rank
+    st, r = pc.steps[i], times[i]
+    ov = overlap_for(plan, slowdown, st.zero_pieces)
+    out = {k: 0.0 for k in ("tp", "cp", "ep", "pp", "zero")}
+    for pass_ in ("F", "B"):
+        for k, v in exposed_by_class(pc.ranks_cost[i], pass_, plan.schedule, ov).items():
+            out[k] += m * v
+    if r.pair:   # DualPipe: what the pairs and the unpaired chunks leave of the all-to-all
+        out["ep"] = micro_batch_time(r, m, unpaired) - m * (r.f + r.b + r.w)
+    out["dp"] = dp_tail[i]
+    return {k: float(v) for k, v in out.items()}
 
 
 @dataclass
@@ -254,7 +277,8 @@ def _check_memory(sc, model, hw, plan, chunk_units, per_rank) -> MemoryBreakdown
         g = worst.gib()
         raise PlanError(
             f"plan does not fit in memory: needs {g['total']:.1f} GiB per GPU (weights {g['weights']:.1f}, "
-            f"gradients {g['gradients']:.1f}, optimizer {g['optimizer']:.1f}, activations {g['activations']:.1f})"
+            f"gradients {g['gradients']:.1f}, optimizer {g['optimizer']:.1f}, activations {g['activations']:.1f}, "
+            f"reserved {g['reserved']:.1f} for CUDA context, NCCL, cuBLAS and fragmentation)"
             f" but {hw.name} has {g['capacity']:.1f} GiB; try more pp/tp, zero_stage, or recompute: full")
     return worst
 

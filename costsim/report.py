@@ -22,7 +22,7 @@ from .hardware import HardwareProfile
 from .model import ModelSpec
 
 _BREAKDOWN_KEYS = ("forward", "backward", "bubble", "exposed_comm", "optimizer")
-_MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "total", "capacity")
+_MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "reserved", "total", "capacity")
 _PER_MB = (("f_compute", "F compute"), ("b_compute", "B compute (incl. recompute)"), ("w", "W (weight grads)"),
            ("exposed_f", "F exposed comm"), ("exposed_b", "B exposed comm"), ("pair", "F&B pair (DualPipe)"))
 
@@ -125,6 +125,7 @@ def phase_to_dict(p: PhaseEstimate) -> dict:
         out[key] = num(getattr(p, key)) if sim else None
     bd, mem = p.breakdown, p.memory
     out["step_breakdown_s"] = {k: num(v) for k, v in bd.as_dict().items()} if bd else None
+    out["exposed_comm_by_stream_s"] = {k: num(v) for k, v in p.exposed_by_class.items()} if bd else None
     out["per_microbatch_s"] = ({"critical_rank": int(bd.critical_rank)}
                                | {k: num(getattr(bd.per_mb, k)) for k, _ in _PER_MB}) if bd else None
     sim = getattr(p, "simulated", None)
@@ -263,7 +264,7 @@ def _phase_detail(p: PhaseEstimate) -> Group:
                  f"network {p.link_busy_s['network']:,.2f} s")
     head = Text.assemble(("\n" + p.name, "bold"), f" — step {fmt_s(p.step_time_s)} s\n", ("plan: ", "dim"),
                          plan_line(p), (links, "dim"))
-    parts = [x for x in (_breakdown_table(bd), _dualpipe_table(bd), _per_mb_table(bd), _memory_table(mem))
+    parts = [x for x in (_breakdown_table(bd, p.exposed_by_class), _dualpipe_table(bd), _per_mb_table(bd), _memory_table(mem))
              if x is not None]
     return Group(head, Columns(parts, padding=(1, 4)))   # side by side where the terminal is wide enough
 
@@ -275,13 +276,22 @@ def _small(title: str, unit: str) -> Table:
     return t
 
 
-def _breakdown_table(bd) -> Table:
+_STREAMS = {"tp": "TP", "cp": "CP (ring attention)", "ep": "EP all-to-all", "pp": "PP sends",
+            "zero": "ZeRO-3 / FSDP", "dp": "DP gradient tail"}
+
+
+def _breakdown_table(bd, by_stream: dict | None = None) -> Table:
     t = _small("step breakdown", "s")
     t.add_column("%", justify="right")
     total = bd.total
     for key in _BREAKDOWN_KEYS:
         v = getattr(bd, key)
         t.add_row(key.replace("_", " "), f"{v:,.2f}", fmt_pct(v / total) if total else "—")
+        if key == "exposed_comm" and by_stream:
+            for k, x in by_stream.items():
+                if x > 5e-4 * total:
+                    t.add_row(Text(f"  {_STREAMS.get(k, k)}", style="dim"), Text(f"{x:,.2f}", style="dim"),
+                              Text(fmt_pct(x / total), style="dim"))
     t.add_section()
     t.add_row(Text("step", style="bold"), Text(f"{total:,.2f}", style="bold"), "100%")
     return t

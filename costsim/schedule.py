@@ -8,6 +8,7 @@ weight-grad) and F&B an overlapped forward+backward pair. With unequal stages th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass
@@ -23,19 +24,29 @@ class StageCost:
     hw_flops: float = 0.0
     nvlink_busy: float = 0.0       # seconds the GPU's NVLink / network port carries this stage's traffic
     network_busy: float = 0.0
+    # what `comm` puts on the wires, keyed like it (the step simulator turns it into flows on link resources):
+    comm_net_bytes: dict[tuple[str, str], float] = field(default_factory=dict)   # network wire bytes
+    comm_nvl_bytes: dict[tuple[str, str], float] = field(default_factory=dict)   # NVLink wire bytes
+    comm_net_s: dict[tuple[str, str], float] = field(default_factory=dict)       # bytes / the collective's busbw:
+    comm_nvl_s: dict[tuple[str, str], float] = field(default_factory=dict)       # the link busy, had it to itself
+
+    _FLOATS: ClassVar = ("f", "b", "w", "attn_f", "attn_b", "model_flops", "hw_flops", "nvlink_busy",
+                         "network_busy")
+    _DICTS: ClassVar = ("comm", "comm_net_bytes", "comm_nvl_bytes", "comm_net_s", "comm_nvl_s")
 
     def __add__(self, o: "StageCost") -> "StageCost":
-        comm = dict(self.comm)
-        for key, v in o.comm.items():
-            comm[key] = comm.get(key, 0.0) + v
-        return StageCost(self.f + o.f, self.b + o.b, self.w + o.w, self.attn_f + o.attn_f,
-                         self.attn_b + o.attn_b, comm, self.model_flops + o.model_flops, self.hw_flops + o.hw_flops,
-                         self.nvlink_busy + o.nvlink_busy, self.network_busy + o.network_busy)
+        out = {k: getattr(self, k) + getattr(o, k) for k in self._FLOATS}
+        for name in self._DICTS:
+            d = dict(getattr(self, name))
+            for key, v in getattr(o, name).items():
+                d[key] = d.get(key, 0.0) + v
+            out[name] = d
+        return StageCost(**out)
 
     def scaled(self, k: float) -> "StageCost":
-        return StageCost(self.f * k, self.b * k, self.w * k, self.attn_f * k, self.attn_b * k,
-                         {key: v * k for key, v in self.comm.items()}, self.model_flops * k, self.hw_flops * k,
-                         self.nvlink_busy * k, self.network_busy * k)
+        out = {name: getattr(self, name) * k for name in self._FLOATS}
+        out.update({name: {key: v * k for key, v in getattr(self, name).items()} for name in self._DICTS})
+        return StageCost(**out)
 
     def c(self, pass_: str, cls: str) -> float:
         return self.comm.get((pass_, cls), 0.0)
@@ -69,6 +80,8 @@ class RankTimes:
     pair: float = 0.0              # DualPipe: an overlapped forward+backward chunk pair (F&B)
     a2a: float = 0.0               # DualPipe: EP all-to-all of one forward + one backward chunk
     a2a_f: float = 0.0             # DualPipe: the forward chunk's share of `a2a`
+    sends: float = 0.0             # PP sends of one micro-batch when they overlap compute: they still delay
+                                   # the fill and drain, hop by hop (pipeline_bubble)
 
     @property
     def f(self) -> float:
@@ -91,36 +104,49 @@ class Overlap:
     ep: bool = False               # EP all-to-all overlapped with the other micro-batch's compute (Megatron-Core)
     slowdown: float = 0.0          # compute lost while communication runs beside it (0 when SMs are reserved)
     zero_pieces: float = 1.0       # ZeRO-3 layers on the rank: gathers prefetched one layer ahead
+    pp: bool = False               # PP sends asynchronous beside compute (interleaved: Megatron-Core
+                                   # overlap_p2p_comm; DualPipe); 1F1B and ZB-H1 wait for them
+
+
+def overlap_for(plan, slowdown: float, zero_pieces: float = 1.0) -> Overlap:
+    """What the plan overlaps: its flags, plus PP sends under the schedules that issue them asynchronously."""
+    return Overlap(tp=plan.tp_comm_overlap, ep=plan.ep_comm_overlap, slowdown=slowdown, zero_pieces=zero_pieces,
+                   pp=plan.schedule in ("interleaved", "dualpipe"))
+
+
+def exposed_by_class(s: StageCost, pass_: str, schedule: str, ov: Overlap, with_pp: bool = True) -> dict[str, float]:
+    """Communication of one pass (F or B) left on the critical path, per overlap class. Each overlapped stream
+    hides behind the compute it actually runs next to: TP beside the pass's GEMMs (not attention), ring-attention
+    CP beside attention, ZeRO-3 gathers (and backward reduce-scatters) layer by layer with one layer exposed, EP
+    beside the paired chunk under DualPipe (see rank_times) or the other micro-batch with EP overlap; PP sends
+    exposed."""
+    compute, attn = (s.f, s.attn_f) if pass_ == "F" else (s.b + s.w, s.attn_b)
+    tp, ep = s.c(pass_, "tp"), s.c(pass_, "ep")
+    out = {"tp": exposed(tp, compute - attn, ov.slowdown) if ov.tp else tp,
+           "cp": exposed(s.c(pass_, "cp"), attn, ov.slowdown),
+           "zero": pipelined(s.c(pass_, "zero"), compute, ov.zero_pieces, ov.slowdown),
+           "pp": (exposed(s.c(pass_, "pp"), compute, ov.slowdown) if ov.pp else s.c(pass_, "pp")) if with_pp else 0.0,
+           "ep": 0.0 if schedule == "dualpipe" else (exposed(ep, compute, ov.slowdown) if ov.ep else ep)}
+    return out
 
 
 def exposed_pass_comm(s: StageCost, pass_: str, schedule: str, ov: Overlap, with_pp: bool = True) -> float:
-    """Communication of one pass (F or B) left on the critical path. Each overlapped stream hides behind the compute
-    it actually runs next to: TP beside the pass's GEMMs (not attention), ring-attention CP beside attention,
-    ZeRO-3 gathers (and backward reduce-scatters) layer by layer with one layer exposed, EP beside the paired
-    chunk under DualPipe (see rank_times) or the other micro-batch with EP overlap; PP sends exposed."""
-    compute, attn = (s.f, s.attn_f) if pass_ == "F" else (s.b + s.w, s.attn_b)
-    tp = s.c(pass_, "tp")
-    out = exposed(tp, compute - attn, ov.slowdown) if ov.tp else tp
-    out += exposed(s.c(pass_, "cp"), attn, ov.slowdown)
-    out += pipelined(s.c(pass_, "zero"), compute, ov.zero_pieces, ov.slowdown)
-    out += s.c(pass_, "pp") if with_pp else 0.0
-    ep = s.c(pass_, "ep")
-    if schedule == "dualpipe":
-        return out
-    return out + (exposed(ep, compute, ov.slowdown) if ov.ep else ep)
+    """Communication of one pass left on the critical path (the sum of exposed_by_class)."""
+    return sum(exposed_by_class(s, pass_, schedule, ov, with_pp).values())
 
 
 def rank_times(s: StageCost, schedule: str, ov: Overlap) -> RankTimes:
     dual = schedule == "dualpipe"
     ef = exposed_pass_comm(s, "F", schedule, ov)
     eb = exposed_pass_comm(s, "B", schedule, ov)
+    sends = s.c("F", "pp") + s.c("B", "pp") if ov.pp else 0.0
     if not dual:
-        return RankTimes(s.f, s.b, s.w, ef, eb)
+        return RankTimes(s.f, s.b, s.w, ef, eb, sends=sends)
     # DualPipe: the EP all-to-all of one chunk hides behind the compute of the paired chunk
     busy = s.f + s.b + s.w + ef + eb
     a2a = s.c("F", "ep") + s.c("B", "ep")
     return RankTimes(s.f, s.b, s.w, ef, eb, pair=busy + exposed(a2a, busy, ov.slowdown), a2a=a2a,
-                     a2a_f=s.c("F", "ep"))
+                     a2a_f=s.c("F", "ep"), sends=sends)
 
 
 @dataclass(frozen=True)
@@ -149,11 +175,11 @@ def pipeline_bubble(ranks: list[RankTimes], schedule: str, v: int) -> float:
     if p == 1:
         return 0.0
     if schedule == "dualpipe":
-        return (p / 2 - 1) * max(r.pair + (r.b + r.w) - 3 * r.w for r in ranks)
+        return (p / 2 - 1) * max(r.pair + (r.b + r.w) - 3 * r.w + r.sends for r in ranks)
     if schedule == "zero-bubble":
-        x = [r.f + r.b - r.w for r in ranks]      # F + B_full − 2W with B_full = b + w
+        x = [r.f + r.b - r.w + r.sends for r in ranks]      # F + B_full − 2W with B_full = b + w
     else:
-        x = [r.f + r.b + r.w for r in ranks]
+        x = [r.f + r.b + r.w + r.sends for r in ranks]
     fill = sum(x) - max(x)
     return fill / v if schedule == "interleaved" else fill
 

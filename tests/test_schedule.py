@@ -188,3 +188,16 @@ def test_step_breakdown_uniform_1f1b_matches_textbook():
     bd = step_breakdown(uniform(p), "1f1b", 1, m, [0.0] * p, [0.0] * p)
     assert bd.total == pytest.approx((m + p - 1) * (F + B), rel=REL)
     assert bd.exposed_comm == pytest.approx(0.0, abs=1e-12)
+
+
+def test_async_pp_sends_hide_in_steady_state_but_delay_the_fill():
+    """Interleaved/DualPipe issue PP sends asynchronously: 0.05 + 0.05 s of sends beside compute cost only the
+    slowdown in steady state, but each of the p−1 hops of the fill and drain still waits for them."""
+    s = StageCost(f=F, b=b, w=W, comm={("F", "pp"): 0.05, ("B", "pp"): 0.05})
+    sync = rank_times(s, "1f1b", Overlap(pp=False))
+    async_ = rank_times(s, "interleaved", Overlap(pp=True, slowdown=0.1))
+    assert sync.exposed_f == pytest.approx(0.05, rel=REL) and sync.sends == 0.0
+    assert async_.exposed_f == pytest.approx(0.1 * 0.05, rel=REL) and async_.sends == pytest.approx(0.1, rel=REL)
+    p, v = 4, 2
+    bubble = pipeline_bubble([async_] * p, "interleaved", v)
+    assert bubble == pytest.approx((p - 1) * (F + B + 2 * 0.1 * 0.05 + 0.1) / v, rel=REL)
