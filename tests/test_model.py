@@ -39,8 +39,10 @@ def rel_err(got: float, want: float) -> float:
 # ---- built-ins against published parameter counts ----
 
 def test_builtin_names():
-    assert builtin_model_names() == ["deepseek-v3", "gpt3-175b", "llama3.1-405b", "llama3.1-70b",
-                                     "llama3.1-8b"]
+    assert builtin_model_names() == ["deepseek-v3", "gpt3-175b", "gpt3-20b", "gpt3-5b", "llama2-13b", "llama2-34b",
+                                     "llama2-70b", "llama2-7b", "llama3.1-405b", "llama3.1-70b", "llama3.1-8b",
+                                     "mpt-125m", "mpt-13b", "mpt-1b", "mpt-30b", "mpt-350m", "mpt-3b", "mpt-70b",
+                                     "mpt-760m", "mpt-7b", "nemotron-22b"]
 
 
 @pytest.mark.parametrize("name, want, tol", [
@@ -240,7 +242,7 @@ def test_direct_construction_is_validated():
 
 def test_unknown_builtin_lists_known():
     with pytest.raises(ValueError, match=r"^model: unknown built-in model 'llama-9b'; known: deepseek-v3, "
-                                         r"gpt3-175b, llama3\.1-405b, llama3\.1-70b, llama3\.1-8b$"):
+                                         r"gpt3-175b, gpt3-20b, .*, llama3\.1-8b, mpt-125m, .*, nemotron-22b$"):
         load_builtin("llama-9b")
 
 

@@ -1,7 +1,10 @@
 """The public set's error bounds, so they cannot silently regress (README, Validation)."""
 import pytest
 
-from costsim.validate import all_cases, run_cases, summarize
+from costsim.validate import all_cases, published_runs_cases, run_cases, summarize
+
+FIRST_SET = {"DeepSeek-V3", "Megatron-LM Table 1", "Korthikanti Table 5", "NVIDIA GPT-3 175B H100"}
+RUNS_2 = {"torchtitan", "llm-foundry", "fms-fsdp", "Megatron-Core README", "NeMo"}   # costsim/cases/
 
 
 @pytest.fixture(scope="module")
@@ -11,13 +14,17 @@ def results():
 
 def test_every_group_of_the_public_set_is_present(results):
     groups = {r.group for r in results}
-    assert groups == {"DeepSeek-V3", "Megatron-LM Table 1", "Korthikanti Table 5", "NVIDIA GPT-3 175B H100"}
-    assert len(results) == len(all_cases()) >= 30
+    assert groups == FIRST_SET | RUNS_2
+    assert len(results) == len(all_cases()) >= 30 + 80
     assert all(r.source for r in results)
 
 
 def test_median_and_worst_error_bounds(results):
-    s = summarize(results)
+    """The bounds of the first set (published-runs.md, deepseek-v3.md); the set-2 errors are reported by
+    `costsim validate`, not bounded here yet."""
+    assert len(published_runs_cases()) >= 30
+    s = summarize([r for r in results if r.group in FIRST_SET])
+    assert s["failed"] == 0, s
     assert s["median_abs_error"] <= 0.10, s
     assert s["max_abs_error"] <= 0.25, s
 
