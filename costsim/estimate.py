@@ -122,7 +122,7 @@ def unit_costs(model: ModelSpec, hw: HardwareProfile, plan: ParallelPlan, eff: E
     tables = {k: unit_ops(model, plan, k) for k in kinds}
     ops = [o for k in kinds for o in tables[k]]
     row = hw_row(hw, sm_frac=1.0 - plan.comm_sms / hw.num_sms, derate=eff.compute_derate,
-                 overhead_s=eff.kernel_overhead_s)
+                 overhead_s=eff.kernel_overhead_s, attention=plan.attention)
     secs = op_seconds(OpTable(ops).arrays(), row).tolist()   # plain floats from here on
     out: dict[str, StageCost] = {k: StageCost() for k in kinds}
     for op, t in zip(ops, secs):

@@ -42,6 +42,7 @@ class _Field:
     keys: tuple[str, ...] = ()      # dict-valued attribute: required sub-keys
     optional: tuple[str, ...] = ()  # dict-valued attribute: sub-keys that may be absent
     zero_ok: bool = False           # allow 0 (else strictly positive)
+    required: bool = True           # False: the key may be absent (the attribute is then empty)
 
 
 _FIELDS = (
@@ -55,6 +56,7 @@ _FIELDS = (
     _Field("compute.attention.seq_len", "attn_seq_len", "tokens", "seq"),
     _Field("compute.attention.fwd_tflops", "attn_fwd_flops", "TFLOPS", "seq"),
     _Field("compute.attention.bwd_tflops", "attn_bwd_flops", "TFLOPS", "seq"),
+    _Field("compute.attention.fa2_tflops", "attn_fa2_flops", "TFLOPS", "seq", required=False),
     _Field("memory.hbm_capacity_gib", "hbm_capacity_bytes", "GiB"),
     _Field("memory.hbm_bw_peak_tbs", "hbm_bw_peak", "TB/s"),
     _Field("memory.hbm_bw_stream_tbs", "hbm_bw_stream", "TB/s"),
@@ -103,6 +105,7 @@ class HardwareProfile:
     price_usd_per_gpu_hour: float
     sources: dict[str, str]               # dotted YAML path -> source text, for every numeric leaf
     path: str                             # file it was loaded from
+    attn_fa2_flops: tuple[float, ...] = ()   # FlashAttention-2 fwd+bwd FLOP/s per attn_seq_len, where published
 
     def supports(self, precision: str) -> bool:
         """True if the GPU has a dense peak for this precision ('bf16', 'fp8', 'tf32', 'fp32')."""
@@ -200,6 +203,9 @@ def _parse(path: Path) -> HardwareProfile:
                 entry[sub] = _leaf(node[sub], f"{field.path}.{sub}", field, where, sources)
             values[field.attr] = entry
         else:
+            if node is None and not field.required:
+                values[field.attr] = ()
+                continue
             if node is None:
                 raise HardwareError(f"{where}: {field.path}: missing required key")
             values[field.attr] = _leaf(node, field.path, field, where, sources)
@@ -295,6 +301,8 @@ def _number(value: Any, path: str, where: str, integer: bool, zero_ok: bool) -> 
 def _check_consistency(p: HardwareProfile, where: str) -> None:
     """Cross-field checks: curve lengths, ordering, achievable <= peak."""
     n = len(p.attn_seq_len)
+    if p.attn_fa2_flops and len(p.attn_fa2_flops) != n:
+        raise HardwareError(f"{where}: compute.attention.fa2_tflops: needs one value per seq_len ({n})")
     if len(p.attn_fwd_flops) != n or len(p.attn_bwd_flops) != n:
         raise HardwareError(f"{where}: compute.attention: fwd_tflops and bwd_tflops need one value per seq_len ({n})")
     if any(b <= a for a, b in zip(p.attn_seq_len, p.attn_seq_len[1:])):

@@ -63,8 +63,10 @@ _gemm_eff_jit = njit(cache=True)(gemm_shape_efficiency)
 
 
 def hw_row(hw: HardwareProfile, *, sm_frac: float = 1.0, derate: float = 1.0,
-           overhead_s: float = 0.0) -> np.ndarray:
-    """One hardware-parameter row: MAMF rates normalised to the plateau by the MAMF shape's own efficiency."""
+           overhead_s: float = 0.0, attention: str = "flash") -> np.ndarray:
+    """One hardware-parameter row: MAMF rates normalised to the plateau by the MAMF shape's own efficiency.
+    `attention`: "flash2" runs attention at the profile's FlashAttention-2 curve where it has one (frameworks
+    on PyTorch SDPA / flash-attn 2 run FA2 on Hopper, not FA3), forward and backward at its fwd+bwd rate."""
     row = np.zeros(N_PARAMS)
     for col, prec in ((P_RATE_BF16, "bf16"), (P_RATE_FP8, "fp8")):
         mamf = hw.gemm_mamf_flops.get(prec, 0.0)
@@ -83,8 +85,9 @@ def hw_row(hw: HardwareProfile, *, sm_frac: float = 1.0, derate: float = 1.0,
                          f"{MAX_ATT_POINTS}")
     row[P_ATT_N] = npts
     row[P_ATT_SEQ:P_ATT_SEQ + npts] = hw.attn_seq_len[:npts]
-    row[P_ATT_F:P_ATT_F + npts] = hw.attn_fwd_flops[:npts]
-    row[P_ATT_B:P_ATT_B + npts] = hw.attn_bwd_flops[:npts]
+    fa2 = attention == "flash2" and len(hw.attn_fa2_flops) == npts
+    row[P_ATT_F:P_ATT_F + npts] = (hw.attn_fa2_flops if fa2 else hw.attn_fwd_flops)[:npts]
+    row[P_ATT_B:P_ATT_B + npts] = (hw.attn_fa2_flops if fa2 else hw.attn_bwd_flops)[:npts]
     return row
 
 

@@ -51,7 +51,7 @@ def attention_block(b: _Builder) -> None:
             kv = 2.0 * (m.qk_head_dim + m.v_dim) * m.num_kv_heads / tp
         b.coll("attn.cp_kv.F", ALL_GATHER, kv * t * p.cp, p.cp, tp, "cp", "F")
         b.coll("attn.cp_kv.B", REDUCE_SCATTER, 2 * kv * t * p.cp, p.cp, tp, "cp", "B")
-    if p.attention == "flash":
+    if p.attention != "unfused":
         b.flash_attention(t, heads, m.qk_head_dim, m.v_dim)
     else:
         b.unfused_attention(heads, m.qk_head_dim, m.v_dim)
@@ -219,7 +219,7 @@ def unit_ops(model: ModelSpec, plan: ParallelPlan, unit: str) -> list[Op]:
     ops = b.ops
     if unit in ("dense", "moe", "mtp") and plan.recompute != "none":
         full = plan.recompute == "full"
-        again = [o for o in ops if o.pass_ == "F" and (full or o.selective)]
+        again = [o for o in ops if o.pass_ == "F" and (full or o.selective) and not o.per_step]
         ops = ops + [_as_recompute(o) for o in again]
     return ops
 

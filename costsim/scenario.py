@@ -46,8 +46,10 @@ class Parallelism(_Strict):
     micro_batch_size: int = Field(default=1, gt=0, description="sequences per micro-batch")
     recompute: Recompute = "selective"
     # Additions beyond the pinned keys:
-    attention: Literal["flash", "unfused"] = Field(
-        default="flash", description="flash: fused FlashAttention kernel; unfused: QK^T/softmax/AV as separate kernels")
+    attention: Literal["flash", "flash2", "unfused"] = Field(
+        default="flash", description="flash: the profile's fused attention kernel (FlashAttention-3 class on "
+        "Hopper: cuDNN/TE, FA3); flash2: FlashAttention-2 (PyTorch SDPA, flash-attn 2), where the profile gives "
+        "its curve; unfused: QK^T/softmax/AV as separate kernels")
     tp_comm_overlap: bool = Field(default=False, description="TP collectives overlapped with GEMMs")
     comm_sms: int = Field(default=0, ge=0, description="SMs reserved for communication kernels (DeepSeek: 20)")
     stage_layout: Literal["uniform", "balanced"] = Field(

@@ -9,7 +9,7 @@ re-read for this module; the published figures themselves come from the transcri
 - Models: Llama 2 architecture (FMS implementation): 7b, 13b, 70b → costsim/models/llama2-*.json; 34b →
   llama2-34b.json (fms-fsdp's 'llama2_34b': h 8192, 48 layers, 64 heads, 8 KV heads, FFN 22016).
 - Sequence length 4096 (README: "4k context length"); BF16 (README: HFU from "the theoretical bf16
-  performance"); attention flash (README: "SDPA Flash v2 implementation").
+  performance"); attention flash2 (README: "SDPA Flash v2 implementation").
 - Batch Size is per GPU → micro-batch = batch, no grad accumulation, global batch = batch × GPUs.
 - Sharding: FSDP (FULL_SHARD) → zero_stage 3; HSDP → zero_stage 3 with zero_shard_size 8 (shard inside a
   node, replicate across nodes).
@@ -68,7 +68,7 @@ def _case(table: str, src: str, size: str, shard: str, ac: str, batch: int, clus
     gbs = batch * gpus
     name = f"{table} {size} {shard} {ac if ac not in ('True', 'False') else 'AC ' + ac} bs{batch} {cluster}"
     sc = scenario(f"fms-fsdp {name}", MODEL[size], gpu, gpus, SEQ, gbs, network_gbps=net, micro_batch_size=batch,
-                  attention="flash", **SHARDING[shard], **AC[ac])
+                  attention="flash2", **SHARDING[shard], **AC[ac])
     return Case(name, GROUP, METRIC, tps, src, sc, tokens_per_s_per_gpu(gbs, SEQ, gpus), FIT_ON)
 
 

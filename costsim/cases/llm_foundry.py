@@ -15,7 +15,7 @@ re-read for this module; the published figures themselves come from the transcri
   column shows: it grows by ΔSeqLen × d_model).
 - Sharding Strategy FULL_SHARD → zero_stage 3 (FSDP1 re-gathers every micro-batch: zero3_gather_once false);
   SHARD_GRAD_OP → zero_stage 2. Activation Checkpointing True → recompute full, False → none. Attention:
-  flash (MPT attn_impl flash/triton). No TP/PP.
+  flash2 (MPT attn_impl flash / triton: FlashAttention-2-class kernels). No TP/PP.
 - Precision: amp_bf16 / bf16 → bf16; amp_fp8 → fp8 with fp8_recipe delayed (llm-foundry's FP8 is Transformer
   Engine, whose default recipe is delayed scaling). "MP Mode" (FSDP mixed precision DEFAULT: fp32 gradient
   reduction; PURE: bf16) is not modelled.
@@ -223,7 +223,7 @@ def _case(table: str, row: tuple) -> Case:
     name = f"{table} MPT-{size} {seq} tok {gpus} GPUs" + (" FP8" if precision == "fp8" else "")
     sc = scenario(f"llm-foundry {name}", mpt_model(size, seq), GPU[table], gpus, seq, gbs, precision, recipe,
                   NETWORK.get(table), zero_stage=SHARDING[shard], micro_batch_size=mbs,
-                  recompute="full" if ac else "none", attention="flash")
+                  recompute="full" if ac else "none", attention="flash2")
     return Case(name, GROUP, METRIC, tps, SOURCES[table], sc, tokens_per_s_per_gpu(gbs, seq, gpus), FIT_ON)
 
 

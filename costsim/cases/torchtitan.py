@@ -21,7 +21,7 @@ re-read for this module; the published figures themselves come from the transcri
   llama3_8b.toml default, selective_ac_option = 'op').
 - Precision: BF16 (torchtitan mixed_precision_param = bfloat16). "Float8" / "float8 tensorwise" (torchao
   dynamic tensorwise scaling) → fp8, fp8_recipe current; "float8 rowwise" → fp8_recipe rowwise. Async TP →
-  tp_comm_overlap. Attention: flash (SDPA flash / cuDNN kernels).
+  tp_comm_overlap. Attention: flash2 (PyTorch SDPA's flash backend is FlashAttention-2).
 - torch.compile is not modelled (costsim assumes fused element-wise kernels): where a table has rows with and
   without compile (1.3 Tables 1 and 3) only the compiled rows are cases; tables that do not state compile
   (1.1, 1.2) are taken as printed.
@@ -78,7 +78,7 @@ def _case(name: str, src: str, published: float, model: str, gpu: str, gpus: int
         raise ValueError(f"{name}: FSDP {fsdp} x TP {tp} x PP {pp} x CP {cp} != {gpus} GPUs")
     gbs = local_batch * fsdp
     precision, recipe = PRECISION[quant]
-    par = {"tp": tp, "pp": pp, "cp": cp, "zero_stage": 3, "sequence_parallel": tp > 1, "attention": "flash",
+    par = {"tp": tp, "pp": pp, "cp": cp, "zero_stage": 3, "sequence_parallel": tp > 1, "attention": "flash2",
            "tp_comm_overlap": async_tp, "micro_batch_size": local_batch // pp if pp > 1 else local_batch,
            **AC[ac]}
     if pp > 1:
