@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .fp8 import CAST_BYTES, microbatches_per_chunk, weight_cached
 from .model import ModelSpec
 from .plan import A2A_MIXED, HIERARCHICAL, NETWORK, NVLINK, ParallelPlan
 
@@ -28,7 +29,6 @@ SOFTMAX_BYTES = (4, 6)         # fused scale-mask-softmax on the s×s scores
 ATTN_DROPOUT_BYTES = (5, 5)    # dropout on attention probabilities: read, write, mask
 ROPE_BYTES = (4, 4)
 CE_BYTES = (6, 6)              # cross-entropy over logits: read BF16, write FP32 | read FP32, write BF16
-FP8_CAST_BYTES = (4, 4)        # cast + transposed copy for the wgrad GEMM: read BF16, write 2 × FP8
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Op:
     lat_steps: float = 0.0
     overlap: str = ""            # collectives: tp | ep | cp | pp | dp
     selective: bool = False      # recomputed under recompute: selective
+    per_step: bool = False       # a once-per-step cost spread over the micro-batches; never recomputed
 
 
 @dataclass
@@ -94,8 +95,34 @@ class _Builder:
             self.ops.append(Op(f"{name}.{pass_}", self.unit, pass_, GEMM, prec, mm, nn, kk, groups, flops,
                                model_flops, groups * ((mm * kk + kk * nn) * b_in + mm * nn * out_bytes),
                                selective=selective and pass_ == "F"))
-        if prec == 1:  # activations and output gradients are cast to FP8 (DeepSeek-V3 §3.3; TE)
-            self.mem(f"{name}.fp8cast", m * k * groups, FP8_CAST_BYTES, selective=selective)
+        if prec == 1:
+            self._fp8_casts(name, m, n, k, groups, weight, selective)
+
+    def _fp8_casts(self, name: str, m: float, n: float, k: float, groups: float, weight: bool,
+                   selective: bool) -> None:
+        """The casts around one FP8 GEMM under the plan's recipe (costsim/fp8.py): the input X (m×k) in forward
+        and, where the recipe re-casts it, in backward; the output gradient dY (m×n) in backward; the weight W
+        (k×n) once per step when its FP8 copies are cached, else every micro-batch. A GEMM without weight
+        (`weight=False`) takes no weight cast."""
+        c = CAST_BYTES[self.p.fp8_recipe]
+        x, dy, w = m * k * groups, m * n * groups, k * n * groups
+        self._cast(f"{name}.fp8cast_x.F", "F", x * c.act_f, c.launches_act_f, selective=selective)
+        self._cast(f"{name}.fp8cast_x.B", "B", x * c.act_b, c.launches_act_b)
+        self._cast(f"{name}.fp8cast_dy.B", "B", dy * c.grad_b, c.launches_grad_b)
+        if not weight:
+            return
+        if weight_cached(self.p):   # cast on the chunk's first micro-batch of the step, reused by the others
+            share = 1.0 / microbatches_per_chunk(self.p)
+            self._cast(f"{name}.fp8cast_w.F", "F", w * c.w_f * share, c.launches_w_f * share, per_step=True)
+        else:
+            self._cast(f"{name}.fp8cast_w.F", "F", w * c.w_f, c.launches_w_f, selective=selective)
+            self._cast(f"{name}.fp8cast_w.B", "B", w * c.w_b, c.launches_w_b)
+
+    def _cast(self, name: str, pass_: str, nbytes: float, launches: float, *, selective: bool = False,
+              per_step: bool = False) -> None:
+        if nbytes > 0:
+            self.ops.append(Op(name, self.unit, pass_, MEM, bytes=nbytes, launches=launches,
+                               selective=selective and pass_ == "F", per_step=per_step))
 
     def mem(self, name: str, elements: float, per_elem: tuple[float, float], *, selective: bool = False) -> None:
         """A memory-bound element-wise kernel over `elements` values, forward and backward."""

@@ -153,3 +153,87 @@ def test_gpu_params_split_dense_by_tp_and_experts_by_ep():
     assert split.expert == pytest.approx(one.expert / 8, rel=REL)
     routed = model.num_moe_layers + model.num_nextn_predict_layers
     assert one.expert == routed * model.n_routed_experts * 3 * model.hidden_size * model.moe_intermediate_size
+
+
+# ---- activations per rank: interleaved vs 1F1B vs DualPipe (issue 7) ------------------------------------------
+
+GPT3_LAYER = 2048 * 12288 * 34 / 8   # s·b·h·34/t bytes: TP 8 + SP + selective recompute (Korthikanti §4.2)
+
+
+@pytest.mark.parametrize("v, factor", [(1, 8.0), (2, 8 * (1 + 7 / 16)), (4, 8 * (1 + 7 / 32))])
+def test_interleaved_rank_holds_all_its_chunks(v, factor):
+    """GPT-3 175B, PP 8: rank 0 holds 12 layers as v chunks of 12/v, and every micro-batch passes all v. Its peak
+    is 12 layers × p·(1 + (p−1)/(p·v)) micro-batches (Korthikanti et al. 2022 §4.2.3; Narayanan et al. 2021):
+    1F1B 12·8 layer-activations, v=2 12·11.5, v=4 12·9.75 — more with interleaving, never less."""
+    schedule = "1f1b" if v == 1 else "interleaved"
+    plan = build_plan(tp=8, pp=8, sequence_parallel=True, recompute="selective", seq_len=2048, schedule=schedule,
+                      virtual_stages=v, microbatches=64)
+    stages = [["dense"] * (12 // v)] * v
+    mem = rank_memory(GPT3, plan, [u for st in stages for u in st], stages, 0, "fp32", 80 * 2 ** 30)
+    assert mem.activations == pytest.approx(12 * GPT3_LAYER * factor, rel=REL)
+    assert mem.activations >= 12 * GPT3_LAYER * 8
+
+
+def test_dualpipe_rank_holds_one_stage_per_microbatch():
+    """DualPipe: a micro-batch passes one of the rank's two stages: (p + 1) × one stage (DeepSeek-V3 Table 2)."""
+    plan = build_plan(tp=8, pp=8, sequence_parallel=True, recompute="selective", seq_len=2048, schedule="dualpipe",
+                      microbatches=64)
+    stages = [["dense"] * 6, ["dense"] * 6]
+    mem = rank_memory(GPT3, plan, [u for st in stages for u in st], stages, 0, "fp32", 80 * 2 ** 30)
+    assert mem.activations == pytest.approx(6 * GPT3_LAYER * 9, rel=REL)
+
+
+# ---- reserved memory: "fits" means fits -----------------------------------------------------------------------
+
+MIB = 2 ** 20
+
+
+def test_reserve_deepseek_plan():
+    """DeepSeek-V3 (PP 16, EP 64, DP 128): CUDA context 512 MiB; NCCL rings for dense DP (128) and expert DP
+    (128/64 = 2): 2 × 16 channels × 2 peers × 4 MiB = 256 MiB; point-to-point peers: 2 pipeline neighbours + 63 EP
+    ranks, 2 channels × 4 MiB each = 520 MiB; cuBLAS 2 × 32 MiB; fragmentation 5% of the allocated 60 GiB."""
+    from costsim.memory import reserved_bytes
+    plan = build_plan(pp=16, ep=64, dp=128, schedule="dualpipe", microbatches=120)
+    allocated = 60 * 2 ** 30
+    want = 512 * MIB + 256 * MIB + 520 * MIB + 64 * MIB + 3 * 2 ** 30
+    assert reserved_bytes(plan, allocated) == pytest.approx(want, rel=REL)
+
+
+def test_total_includes_the_reserve():
+    plan = build_plan(tp=8, pp=1, sequence_parallel=True, recompute="selective", seq_len=2048, dp=1)
+    units = ["dense"] * 4
+    mem = rank_memory(GPT3, plan, units, [units], 0, "fp32", 80 * 2 ** 30)
+    allocated = mem.weights + mem.gradients + mem.optimizer + mem.activations
+    # TP 8 ring (16 × 2 × 4 MiB = 128 MiB), no other group; context 512 MiB; cuBLAS 64 MiB; 5% fragmentation
+    assert mem.reserved == pytest.approx(704 * MIB + 0.05 * allocated, rel=REL)
+    assert mem.total == pytest.approx(allocated + mem.reserved, rel=REL)
+    assert set(mem.gib()) == {"weights", "gradients", "optimizer", "activations", "reserved", "total", "capacity"}
+
+
+# ---- MoE unpermute -----------------------------------------------------------------------------------------------
+
+def test_unpermute_reads_k_rows_writes_one():
+    """Per token: read k BF16 expert outputs (2k B per element of h), write one BF16 row (2 B): per routed copy
+    (2k + 2)/k = 2 + 2/k B; DeepSeek-V3 k = 8: 2.25 B."""
+    from costsim.layers import unit_ops
+    model = load_builtin("deepseek-v3")
+    plan = build_plan(seq_len=4096, moe_load_imbalance=1.0)
+    ops = {o.name: o for o in unit_ops(model, plan, "moe")}
+    copies = 4096 * 8 * 7168
+    assert ops["moe.unpermute.F"].bytes == pytest.approx(copies * 2.25, rel=REL)
+    assert ops["moe.unpermute.B"].bytes == pytest.approx(copies * 2.25, rel=REL)
+
+
+def test_deepseek_v3_fits_with_the_reserve_and_the_error_names_it():
+    """DeepSeek-V3 really ran on 80 GB H800s: its plan must fit after the reserve; a plan that does not fit says
+    how much of its need is the reserve."""
+    from pathlib import Path
+
+    from costsim.errors import PlanError
+    from costsim.estimate import estimate
+    from costsim.scenario import load_scenario
+    scen = Path(__file__).resolve().parent.parent / "scenarios" / "deepseek-v3.yaml"
+    mem = estimate(load_scenario(scen)).phases[0].memory
+    assert mem.reserved > 2 ** 30 and mem.total <= mem.capacity
+    with pytest.raises(PlanError, match=r"reserved [\d.]+ for CUDA context, NCCL, cuBLAS and fragmentation"):
+        estimate(load_scenario(scen, ["parallelism.recompute=none"]))
