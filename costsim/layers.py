@@ -121,7 +121,10 @@ def moe_ffn(b: _Builder) -> None:
     b.mem("moe.topk", t_route * E, (8, 8))                # FP32 scores: read and write, both passes
     imb = load_imbalance(t_route * topk * p.etp, p.ep, p.moe_load_imbalance, p.moe_capacity_factor)
     routed = t_route * topk * imb                          # routed copies on the most loaded rank
-    disp_bytes = 1.0 + 4 / 128 if b.fp8 else 2.0           # FP8 + one FP32 scale per 128 values
+    # DeepSeek dispatches tokens in FP8 (+ one FP32 scale per 128 values, V3 §3.3); Transformer Engine-era
+    # Megatron dispatches BF16 and casts before the expert GEMM
+    fp8_dispatch = b.fp8 and p.fp8_recipe == "blockwise"
+    disp_bytes = 1.0 + 4 / 128 if fp8_dispatch else 2.0
     b.mem("moe.permute", routed * h, (2 + disp_bytes, 2 + disp_bytes))
     b.all_to_all("moe.dispatch.F", t_route * imb, h, disp_bytes, "F")
     _expert_tp(b, "moe.etp_gather", routed * h * disp_bytes, ALL_GATHER, "F")
@@ -129,7 +132,8 @@ def moe_ffn(b: _Builder) -> None:
     rows = t_route * topk * p.etp * p.ep / E               # mean tokens per local expert on this GPU
     width = inner / p.etp
     n0 = len(b.ops)
-    b.gemm("moe.expert_up", rows * imb, (2 if m.gated_mlp else 1) * width, h, groups=local)
+    b.gemm("moe.expert_up", rows * imb, (2 if m.gated_mlp else 1) * width, h, groups=local,
+           input_fp8=fp8_dispatch)                         # dispatched in FP8: cast in moe.permute
     _activation(b, "moe.expert_act", rows * imb * local, width)
     b.gemm("moe.expert_down", rows * imb, h, width, groups=local)
     for op in b.ops[n0:]:

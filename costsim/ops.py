@@ -82,9 +82,12 @@ class _Builder:
 
     # -- compute ------------------------------------------------------------------------------------
     def gemm(self, name: str, m: float, n: float, k: float, *, lowp: bool = True, groups: float = 1,
-             weight: bool = True, selective: bool = False, replicated: bool = False) -> None:
+             weight: bool = True, selective: bool = False, replicated: bool = False,
+             input_fp8: bool = False) -> None:
         """A linear layer's forward, input-grad and weight-grad GEMMs (M×K · K×N); FP8 if `lowp` and fp8.
-        `replicated`: every TP rank computes the same GEMM, so only 1/tp of it counts as model FLOPs."""
+        `replicated`: every TP rank computes the same GEMM, so only 1/tp of it counts as model FLOPs.
+        `input_fp8`: the forward input arrives already in FP8 (MoE tokens dispatched in FP8: the cast was
+        charged in moe.permute), so no forward input cast."""
         prec = PRECISION_CODE["fp8" if (lowp and self.fp8) else "bf16"]
         b_in = 1 if prec == 1 else 2
         shapes = [("F", m, n, k), ("B", m, k, n), ("W" if weight else "B", k, n, m)]
@@ -96,17 +99,18 @@ class _Builder:
                                model_flops, groups * ((mm * kk + kk * nn) * b_in + mm * nn * out_bytes),
                                selective=selective and pass_ == "F"))
         if prec == 1:
-            self._fp8_casts(name, m, n, k, groups, weight, selective)
+            self._fp8_casts(name, m, n, k, groups, weight, selective, input_fp8)
 
     def _fp8_casts(self, name: str, m: float, n: float, k: float, groups: float, weight: bool,
-                   selective: bool) -> None:
+                   selective: bool, input_fp8: bool = False) -> None:
         """The casts around one FP8 GEMM under the plan's recipe (costsim/fp8.py): the input X (m×k) in forward
         and, where the recipe re-casts it, in backward; the output gradient dY (m×n) in backward; the weight W
         (k×n) once per step when its FP8 copies are cached, else every micro-batch. A GEMM without weight
         (`weight=False`) takes no weight cast."""
         c = CAST_BYTES[self.p.fp8_recipe]
         x, dy, w = m * k * groups, m * n * groups, k * n * groups
-        self._cast(f"{name}.fp8cast_x.F", "F", x * c.act_f, c.launches_act_f, selective=selective)
+        if not input_fp8:
+            self._cast(f"{name}.fp8cast_x.F", "F", x * c.act_f, c.launches_act_f, selective=selective)
         self._cast(f"{name}.fp8cast_x.B", "B", x * c.act_b, c.launches_act_b)
         self._cast(f"{name}.fp8cast_dy.B", "B", dy * c.grad_b, c.launches_grad_b)
         if not weight:

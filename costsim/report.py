@@ -324,7 +324,7 @@ def _memory_table(mem) -> Table | None:
         return None
     g = mem.gib()
     t = _small("memory per GPU", "GiB")
-    for key in ("weights", "gradients", "optimizer", "activations"):
+    for key in ("weights", "gradients", "optimizer", "activations", "reserved"):
         t.add_row(key, f"{g[key]:,.1f}")
     t.add_section()
     full = g["total"] / g["capacity"] if g["capacity"] else 0.0
