@@ -22,19 +22,24 @@ import numpy as np
 from .efficiency import Efficiency
 from .validate import all_cases, run_cases
 
-BOUNDS = {"compute_derate": (0.7, 1.0), "kernel_overhead_us": (0.0, 20.0), "overlap_slowdown": (0.0, 0.4)}
+# Two fitted parameters. kernel_overhead_us is not fitted any more: with it free, every fit on the public set
+# (old and new rows) drove it to its lower bound 0 — with asynchronous launch the host cost hides behind GPU
+# work, and the GPU-side gaps are already inside the measured element-wise bandwidth — so it is fixed at 0 and
+# left as a what-if override (scenario `efficiency.kernel_overhead_us`).
+BOUNDS = {"compute_derate": (0.7, 1.0), "overlap_slowdown": (0.0, 0.4)}
 NAMES = list(BOUNDS)
-START = np.array([0.85, 5.0, 0.15])
-STEP = np.array([0.05, 4.0, 0.1])
+KERNEL_OVERHEAD_US = 0.0
+START = np.array([0.85, 0.15])
+STEP = np.array([0.05, 0.1])
 
 
 def to_eff(x) -> Efficiency:
-    d, o, s = (min(max(float(v), lo), hi) for v, (lo, hi) in zip(x, BOUNDS.values()))
-    return Efficiency(compute_derate=d, kernel_overhead_s=o * 1e-6, overlap_slowdown=s)
+    d, s = (min(max(float(v), lo), hi) for v, (lo, hi) in zip(x, BOUNDS.values()))
+    return Efficiency(compute_derate=d, kernel_overhead_s=KERNEL_OVERHEAD_US * 1e-6, overlap_slowdown=s)
 
 
 def to_x(eff: Efficiency) -> np.ndarray:
-    return np.array([eff.compute_derate, eff.kernel_overhead_s * 1e6, eff.overlap_slowdown])
+    return np.array([eff.compute_derate, eff.overlap_slowdown])
 
 
 def as_record(eff: Efficiency) -> dict:

@@ -22,7 +22,7 @@ COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "p2p"
 # YAML unit -> factor to SI.
 _UNIT_TO_SI = {
     "TFLOPS": 1e12, "TB/s": 1e12, "GB/s": 1e9, "GB": 1e9, "GiB": 2.0**30, "MiB": 2.0**20,
-    "us": 1e-6, "W": 1.0, "USD/h": 1.0, "count": 1.0, "tokens": 1.0, "MxNxK": 1.0,
+    "us": 1e-6, "W": 1.0, "USD/h": 1.0, "count": 1.0, "tokens": 1.0, "MxNxK": 1.0, "fraction": 1.0,
 }
 _LEAF_KEYS = {"value", "unit", "source"}
 
@@ -42,11 +42,12 @@ class _Field:
     keys: tuple[str, ...] = ()      # dict-valued attribute: required sub-keys
     optional: tuple[str, ...] = ()  # dict-valued attribute: sub-keys that may be absent
     zero_ok: bool = False           # allow 0 (else strictly positive)
-    required: bool = True           # False: the key may be absent (the attribute is then empty)
+    required: bool = True           # False: the key may be absent (a list is then empty, a scalar ratio 1.0)
 
 
 _FIELDS = (
     _Field("compute.num_sms", "num_sms", "count", "int"),
+    _Field("compute.sustained_clock_fraction", "sustained_clock_fraction", "fraction", required=False),
     _Field("compute.peak_tflops", "peak_flops", "TFLOPS", keys=("bf16", "tf32", "fp32"), optional=("fp8",)),
     _Field("compute.gemm.mamf_tflops", "gemm_mamf_flops", "TFLOPS", keys=("bf16",), optional=("fp8",)),
     _Field("compute.gemm.mamf_shape", "gemm_mamf_shape", "MxNxK", "shape", optional=("bf16", "fp8")),
@@ -106,6 +107,7 @@ class HardwareProfile:
     sources: dict[str, str]               # dotted YAML path -> source text, for every numeric leaf
     path: str                             # file it was loaded from
     attn_fa2_flops: tuple[float, ...] = ()   # FlashAttention-2 fwd+bwd FLOP/s per attn_seq_len, where published
+    sustained_clock_fraction: float = 1.0   # tensor clock in multi-GPU training ÷ the microbenchmarks' clock
 
     def supports(self, precision: str) -> bool:
         """True if the GPU has a dense peak for this precision ('bf16', 'fp8', 'tf32', 'fp32')."""
@@ -204,7 +206,7 @@ def _parse(path: Path) -> HardwareProfile:
             values[field.attr] = entry
         else:
             if node is None and not field.required:
-                values[field.attr] = ()
+                values[field.attr] = () if field.kind == "seq" else 1.0   # optional scalars are ratios
                 continue
             if node is None:
                 raise HardwareError(f"{where}: {field.path}: missing required key")

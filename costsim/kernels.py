@@ -63,17 +63,21 @@ _gemm_eff_jit = njit(cache=True)(gemm_shape_efficiency)
 
 
 def hw_row(hw: HardwareProfile, *, sm_frac: float = 1.0, derate: float = 1.0,
-           overhead_s: float = 0.0, attention: str = "flash") -> np.ndarray:
+           overhead_s: float = 0.0, attention: str = "flash", sustained: bool = True) -> np.ndarray:
     """One hardware-parameter row: MAMF rates normalised to the plateau by the MAMF shape's own efficiency.
     `attention`: "flash2" runs attention at the profile's FlashAttention-2 curve where it has one (frameworks
-    on PyTorch SDPA / flash-attn 2 run FA2 on Hopper, not FA3), forward and backward at its fwd+bwd rate."""
+    on PyTorch SDPA / flash-attn 2 run FA2 on Hopper, not FA3), forward and backward at its fwd+bwd rate.
+    `sustained`: tensor cores at the clock the GPU sustains under training load (the profile's
+    sustained_clock_fraction); False: at the microbenchmarks' clock (to compare with a microbenchmark)."""
     row = np.zeros(N_PARAMS)
     for col, prec in ((P_RATE_BF16, "bf16"), (P_RATE_FP8, "fp8")):
         mamf = hw.gemm_mamf_flops.get(prec, 0.0)
         shape = hw.gemm_mamf_shape.get(prec)
         row[col] = mamf / _mamf_shape_efficiency(hw, mamf, shape)
     row[P_TILE_M], row[P_TILE_N], row[P_K_HALF] = hw.gemm_tile_m, hw.gemm_tile_n, hw.gemm_k_half
-    row[P_SMS], row[P_SM_FRAC], row[P_DERATE], row[P_OVERHEAD] = hw.num_sms, sm_frac, derate, overhead_s
+    # tensor-core work runs at the clock the GPU sustains in training, relative to the microbenchmarks' clock
+    row[P_SMS], row[P_SM_FRAC], row[P_OVERHEAD] = hw.num_sms, sm_frac, overhead_s
+    row[P_DERATE] = derate * (hw.sustained_clock_fraction if sustained else 1.0)
     row[P_HBM_STREAM], row[P_HBM_ELEM] = hw.hbm_bw_stream, hw.hbm_bw_elementwise
     row[P_NVL_LAT], row[P_NET_LAT] = hw.nvlink_latency_s, hw.net_latency_s
     for i, c in enumerate(COLLECTIVES):

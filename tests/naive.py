@@ -42,6 +42,7 @@ class Config:
     sm_frac: float = 1.0        # share of SMs left to compute kernels
     derate: float = 1.0         # sustained / microbenchmark tensor-core throughput
     overhead_s: float = 0.0     # seconds per kernel launch
+    sustained: bool = True      # tensor clock under training load (False: the microbenchmarks' clock)
 
 
 def compute_sms(hw: HardwareProfile, sm_frac: float) -> int:
@@ -132,7 +133,9 @@ def one_op_seconds(op: Mapping[str, float], cfg: Config) -> float:
     if kind == MEM:
         return launch_s + op["bytes"] / hw.hbm_bw_elementwise
     sms = compute_sms(hw, cfg.sm_frac)
-    scale = cfg.derate * sms / hw.num_sms                     # reserved SMs do no math
+    # reserved SMs do no math; tensor cores run at the clock the GPU sustains under training load
+    clock = hw.sustained_clock_fraction if cfg.sustained else 1.0
+    scale = cfg.derate * clock * sms / hw.num_sms
     memory_s = op["bytes"] / hw.hbm_bw_stream
     if kind == GEMM:
         plateau = gemm_plateau_flops(hw, PRECISION[int(op["prec"])])

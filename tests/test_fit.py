@@ -56,7 +56,7 @@ def test_fit_record_is_consistent(cases):
 def test_bound_detection():
     lo = {n: b[0] for n, b in BOUNDS.items()}
     res = FitResult(Efficiency(0.85, 0.0, BOUNDS["overlap_slowdown"][1]), 1.0, 0.5)
-    assert res.at_bound() == ["kernel_overhead_us", "overlap_slowdown"]
+    assert res.at_bound() == ["overlap_slowdown"]
     assert lo["compute_derate"] < 0.85
 
 

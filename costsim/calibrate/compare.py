@@ -113,7 +113,7 @@ UNITS = {"gemm": "TFLOPS", "attention": "TFLOPS", "memory": "GB/s", "collective"
 
 
 def compare_entries(sources: list[Source], hw: HardwareProfile) -> list[Row]:
-    row = hw_row(hw)
+    row = hw_row(hw, sustained=False)   # microbenchmarks run at the unthrottled clock
     out = []
     for src in sources:
         for e in src.results.entries:

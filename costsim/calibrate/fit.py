@@ -205,6 +205,10 @@ def _fit_attention(out: ProfileFit, samples) -> None:
                    f"pairs) at {_n(derived, 'length')}" if bwd.extra["pairs"] else
                    f"forward x the base profile's bwd/fwd ratio {bwd.extra['ratio']:.4f} at {_n(derived, 'length')}")
     out.add("compute.attention.bwd_tflops", [v / 1e12 for v in b_rate], "TFLOPS", bwd.used or fwd.used, "; ".join(how))
+    if hw.attn_fa2_flops and [float(x) for x in seqs] != [float(x) for x in hw.attn_seq_len]:
+        # the base's FlashAttention-2 curve is given at the base's sequence lengths: it no longer lines up
+        out.add("compute.attention.fa2_tflops", None, "TFLOPS", fwd.used,
+                "removed: the measured curve has other sequence lengths than the base's FlashAttention-2 curve")
     logs = fwd.residuals + bwd.residuals
     out.families.append(Family("attention", len(logs), rmse(logs), "causal hd128 curve (fwd, bwd)"))
 
