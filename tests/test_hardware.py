@@ -167,7 +167,17 @@ def _ragged_attention(raw):
     raw["compute"]["attention"]["bwd_tflops"]["value"].pop()
 
 
+def _ragged_fa2(raw):
+    raw["compute"]["attention"]["fa2_tflops"]["value"].pop()
+
+
+def _clock_above_one_unit(raw):
+    raw["compute"]["sustained_clock_fraction"]["unit"] = "MHz"
+
+
 @pytest.mark.parametrize("edit, expected", [
+    (_ragged_fa2, "compute.attention.fa2_tflops: needs one value per seq_len"),
+    (_clock_above_one_unit, "compute.sustained_clock_fraction: unit must be 'fraction'"),
     (_drop_source, "compute.peak_tflops.bf16: every number needs a source"),
     (_negative, "memory.hbm_bw_peak_tbs: value must be positive, got -3.35"),
     (_bare_number, "power.tdp_w: every number needs a source"),
@@ -188,3 +198,11 @@ def test_invalid_yaml_is_one_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: [unclosed\n  compute: {\n")
     assert "cannot read hardware profile" in _one_line_error(path)
+
+
+def test_optional_fields_default_and_load():
+    """FlashAttention-2 curve and sustained clock are optional: absent, the curve is empty and the clock 1.0."""
+    a100, h100 = load_profile("a100-sxm-80gb"), load_profile("h100-sxm")
+    assert a100.sustained_clock_fraction == 1.0 and a100.attn_fa2_flops == ()
+    assert h100.sustained_clock_fraction == pytest.approx(0.874)               # 1600 / 1830 MHz
+    assert [round(x / 1e12) for x in h100.attn_fa2_flops] == [163, 221, 265, 294, 308, 328]
