@@ -53,10 +53,11 @@ class StageCost:
 
 
 def exposed(comm: float, under: float, slowdown: float) -> float:
-    """Seconds `comm` adds to the critical path when it runs beside `under` seconds of compute: what exceeds the
-    compute, plus the compute slowed by the SMs and HBM bandwidth the communication kernel takes while both run
-    (efficiency.py: overlap_slowdown)."""
-    return max(0.0, comm - under) + slowdown * min(comm, under)
+    """Seconds `comm` adds to the critical path when it runs beside `under` seconds of compute. While both run,
+    compute slows by the SMs and HBM bandwidth the communication kernel takes (efficiency.py: overlap_slowdown):
+    the pair ends at max(comm, under + slowdown·min(comm, under)) — when the communication is the longer, the
+    slowed compute is off the critical path."""
+    return max(comm - under, slowdown * min(comm, under), 0.0)
 
 
 def pipelined(comm: float, under: float, pieces: float, slowdown: float) -> float:

@@ -90,8 +90,8 @@ def test_exposed_comm_counts_in_the_bubble():
 def test_exposed_semantics(comm, under):
     assert exposed(comm, under, 0.0) == pytest.approx(max(0.0, comm - under), abs=1e-15)   # free overlap
     slowed = exposed(comm, under, 0.2)     # the overlapped part slows compute by 20 %
-    assert slowed == pytest.approx(max(0.0, comm - under) + 0.2 * min(comm, under), abs=1e-15)
-    assert exposed(comm, under, 1.0) == pytest.approx(comm, abs=1e-15)   # slowdown 1: nothing gained
+    # the pair ends at max(comm, under + 0.2·min(comm, under))
+    assert slowed == pytest.approx(max(comm, under + 0.2 * min(comm, under)) - under, abs=1e-15)
 
 
 def test_pipelined_first_piece_is_exposed():
@@ -99,7 +99,8 @@ def test_pipelined_first_piece_is_exposed():
     behind 1.4 s of compute (costing 0.7 × slowdown)."""
     assert pipelined(0.8, 1.6, 8, 0.0) == pytest.approx(0.1, rel=REL)
     assert pipelined(0.8, 1.6, 8, 0.1) == pytest.approx(0.1 + 0.07, rel=REL)
-    # comm-bound: 8 × 0.3 s of gathers beside 8 × 0.1 s of compute → 0.3 + (2.1 − 0.7)
+    # comm-bound: 8 × 0.3 s of gathers beside 8 × 0.1 s of compute → 0.3 + (2.1 − 0.7), slowdown off the path
+    assert pipelined(2.4, 0.8, 8, 0.1) == pytest.approx(0.3 + 1.4, rel=REL)
     assert pipelined(2.4, 0.8, 8, 0.0) == pytest.approx(0.3 + 1.4, rel=REL)
     assert pipelined(0.8, 1.6, 1, 0.1) == 0.8                       # one piece: nothing to hide behind
 
@@ -118,7 +119,8 @@ def test_rank_times_overlap_classes():
     assert on.exposed_f == pytest.approx(0.0 + 0.3 + 0.05 + 0.1, rel=REL)      # 0.3 of TP beside 0.8 of GEMMs
     assert on.exposed_b == pytest.approx(0.05, rel=REL)
     slow = rank_times(s, "1f1b", Overlap(tp=True, slowdown=0.1, zero_pieces=4))
-    assert slow.exposed_f == pytest.approx(0.1 * 0.3 + (0.3 + 0.1 * 0.2) + 0.05 + (0.1 + 0.1 * 0.3), rel=REL)
+    # TP 0.3 beside 0.8 of GEMMs: 0.03; CP 0.5 beside 0.2: max(0.3, 0.02); zero: 0.1 + 0.03 beside 0.75
+    assert slow.exposed_f == pytest.approx(0.1 * 0.3 + 0.3 + 0.05 + (0.1 + 0.1 * 0.3), rel=REL)
 
 
 # ---- EP all-to-all: hidden by DualPipe's paired chunks, exposed otherwise ---------------------------------
@@ -149,8 +151,8 @@ def test_other_schedules_expose_all_ep_comm(schedule):
 def test_ep_comm_overlap_hides_behind_the_pass():
     """Megatron-Core EP overlap: each pass's all-to-all runs beside that pass's compute of another micro-batch."""
     r = rank_times(ep_stage(0.6, 0.9), "1f1b", Overlap(ep=True, slowdown=0.1))
-    assert r.exposed_f == pytest.approx(max(0.0, 0.6 - F) + 0.1 * min(0.6, F), rel=REL)
-    assert r.exposed_b == pytest.approx(max(0.0, 0.9 - (b + W)) + 0.1 * min(0.9, b + W), rel=REL)
+    assert r.exposed_f == pytest.approx(0.1 * 0.6, rel=REL)          # 0.6 s beside F = 1.13 s
+    assert r.exposed_b == pytest.approx(0.1 * 0.9, rel=REL)          # 0.9 s beside b + W = 1.99 s
 
 
 def test_dualpipe_unpaired_chunks_pay_their_all_to_all():
