@@ -224,12 +224,16 @@ def unit_ops(model: ModelSpec, plan: ParallelPlan, unit: str) -> list[Op]:
     if unit in ("dense", "moe", "mtp") and plan.recompute != "none":
         full = plan.recompute == "full"
         again = [o for o in ops if o.pass_ == "F" and (full or o.selective) and not o.per_step]
-        ops = ops + [_as_recompute(o) for o in again]
+        # recompute: full on a fraction of the layers (Megatron --recompute-num-layers, torchtitan every k-th
+        # layer): per layer on average, that fraction of a forward again
+        share = plan.recompute_fraction if full else 1.0
+        ops = ops + [_as_recompute(o, share) for o in again]
     return ops
 
 
-def _as_recompute(op: Op) -> Op:
-    return replace(op, name=op.name[:-2] + ".R", pass_="R", model_flops=0.0)
+def _as_recompute(op: Op, share: float = 1.0) -> Op:
+    return replace(op, name=op.name[:-2] + ".R", pass_="R", model_flops=0.0, flops=op.flops * share,
+                   bytes=op.bytes * share, launches=op.launches * share)
 
 
 def pipeline_units(model: ModelSpec) -> list[str]:

@@ -52,6 +52,10 @@ def gpu_params(model: ModelSpec, plan: ParallelPlan, units: list[str]) -> UnitPa
 def layer_activation_bytes(model: ModelSpec, plan: ParallelPlan, kind: str, recompute: str | None = None) -> float:
     """Bytes one layer keeps for backward per micro-batch on one GPU."""
     m, p = model, plan
+    if recompute is None and p.recompute == "full" and p.recompute_fraction < 1.0:
+        # full recompute on a fraction of the layers: on average, that mix of input-only and full layers
+        f = p.recompute_fraction
+        return f * layer_activation_bytes(m, p, kind, "full") + (1 - f) * layer_activation_bytes(m, p, kind, "none")
     recompute = recompute or p.recompute
     t, tp, h = p.tokens_per_microbatch, p.tp, m.hidden_size
     rep = 1.0 / tp if p.sequence_parallel else 1.0       # replicated across TP unless sequence-parallel

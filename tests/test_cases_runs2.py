@@ -226,7 +226,9 @@ def test_plan_rules(cases):
     assert by["3.1 7b HSDP No AC bs2 A100"]["zero_shard_size"] == 8
     assert by["3.1 13b FSDP Selective AC bs2 H100"]["recompute_fraction"] == fms_fsdp.SELECTIVE_FRACTION
     assert by["1.2 Llama 3 8B bs1 AC selective layer"]["recompute_fraction"] == 0.5
-    assert by["1.2 Llama 3 8B bs1 AC selective op"]["recompute"] == "selective"
+    # op-level SAC recomputes every other matmul: half a forward again, like layer SAC (module docstring)
+    assert by["1.2 Llama 3 8B bs1 AC selective op"]["recompute"] == "full"
+    assert by["1.2 Llama 3 8B bs1 AC selective op"]["recompute_fraction"] == 0.5
     assert by["1.3 T5 405B Interleaved 1F1B"]["virtual_stages"] == 2
     assert by["1.3 T5 405B 1F1B"]["micro_batch_size"] == 4           # local 32 / PP 8 micro-batches
     assert by["2.2 MPT-3b 2048 tok 512 GPUs"]["zero_stage"] == 2                  # SHARD_GRAD_OP

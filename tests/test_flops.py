@@ -159,3 +159,13 @@ def test_unfused_mla_attention_flops():
     core = sum(o.model_flops for o in ops if o.name in ("attn.qk.F", "attn.av.F"))
     s, heads = plan.seq_len, model.num_heads
     assert core == pytest.approx(2.0 * s * s * heads * (model.qk_head_dim + model.v_dim) * 0.5, rel=1e-9)
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5])
+def test_recompute_fraction_repeats_that_share_of_the_forward(fraction):
+    """recompute: full on a fraction of the layers adds that fraction of the layers' forward FLOPs."""
+    model, seq = load_builtin("llama3.1-8b"), 8192
+    _, none_h = per_token(model, build_plan(recompute="none", seq_len=seq))
+    _, full_h = per_token(model, build_plan(recompute="full", seq_len=seq))
+    _, part_h = per_token(model, build_plan(recompute="full", recompute_fraction=fraction, seq_len=seq))
+    assert part_h - none_h == pytest.approx(fraction * (full_h - none_h), rel=1e-9)

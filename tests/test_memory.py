@@ -237,3 +237,15 @@ def test_deepseek_v3_fits_with_the_reserve_and_the_error_names_it():
     assert mem.reserved > 2 ** 30 and mem.total <= mem.capacity
     with pytest.raises(PlanError, match=r"reserved [\d.]+ for CUDA context, NCCL, cuBLAS and fragmentation"):
         estimate(load_scenario(scen, ["parallelism.recompute=none"]))
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5])
+def test_recompute_fraction_mixes_input_only_and_full_layers(fraction):
+    """Full recompute on a fraction f of the layers: per layer on average f·(input only) + (1 − f)·(everything)."""
+    model = load_builtin("llama3.1-8b")
+    kw = dict(seq_len=8192, attention="flash")
+    full = layer_activation_bytes(model, build_plan(recompute="full", **kw), "dense")
+    none = layer_activation_bytes(model, build_plan(recompute="none", **kw), "dense")
+    part = layer_activation_bytes(model, build_plan(recompute="full", recompute_fraction=fraction, **kw), "dense")
+    assert full == 2.0 * 8192 * 4096                       # the layer input, BF16
+    assert part == pytest.approx(fraction * full + (1 - fraction) * none, rel=1e-12)
