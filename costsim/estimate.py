@@ -18,7 +18,7 @@ from .ops import ATTN_B, ATTN_F, COLL, OpTable
 from .plan import ParallelPlan, PhasePlan, resolve_phases
 from .run_costs import RankStep, dp_and_optimizer
 from .scenario import Scenario
-from .schedule import (RankTimes, overlap_for, StageCost, StepBreakdown, exposed_by_class, micro_batch_time, pipelined,
+from .schedule import (RankTimes, dualpipe_unpaired, overlap_for, StageCost, StepBreakdown, exposed_by_class, micro_batch_time, pipelined,
                        rank_times, step_breakdown)
 
 
@@ -163,11 +163,12 @@ def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: Phas
     times = [rank_times(rc, plan.schedule, overlap_for(plan, slowdown, st.zero_pieces))
              for rc, st in zip(pc.ranks_cost, pc.steps)]
     m = plan.num_microbatches
-    unpaired = int(in_flight(plan, 0)) if plan.schedule == "dualpipe" else 0
+    unpaired = ([dualpipe_unpaired(plan.pp, r, m) for r in range(plan.pp)] if plan.schedule == "dualpipe"
+                else [0] * plan.pp)
     dp_tail = [dp_exposed(plan, st, t, slowdown) for st, t in zip(pc.steps, times)]
     optimizer = [st.update + gather_exposed(plan, st, t, slowdown) for st, t in zip(pc.steps, times)]
     bd = step_breakdown(times, plan.schedule, pc.v, m, dp_tail, optimizer, unpaired)
-    by_class = _exposed_by_class(pc, bd, times, plan, m, unpaired, dp_tail, slowdown)
+    by_class = _exposed_by_class(pc, bd, times, plan, m, unpaired[bd.critical_rank], dp_tail, slowdown)
     mem = _check_memory(sc, model, hw, plan, pc.chunk_units, pc.per_rank)
     est = _figures(sc, hw, ph, plan, bd, mem, pc.chunk_units, pc.chunk_cost, price)
     crit = pc.ranks_cost[bd.critical_rank]

@@ -185,6 +185,22 @@ def pipeline_bubble(ranks: list[RankTimes], schedule: str, v: int) -> float:
     return fill / v if schedule == "interleaved" else fill
 
 
+def dualpipe_unpaired(p: int, rank: int, m: int) -> int:
+    """Forward (and as many backward) chunks a DualPipe rank runs without a partner to hide its all-to-all, counted
+    from the eight-step program of deepseek-ai/DualPipe (h = min(rank, p−1−rank), p/2 ranks per half): step 1
+    runs 2(p/2 − h − 1) forwards, step 2 h + 1 pairs of forwards, step 3 p/2 − h − 1 zero-bubble forwards —
+    3·p/2 − h − 1 in all (23 on the end ranks and 16 in the middle for p = 16); the cool-down mirrors them."""
+    h = min(rank, p - 1 - rank)
+    return min(m, 3 * (p // 2) - h - 1)
+
+
+def dualpipe_separate_w(p: int, rank: int, m: int) -> int:
+    """Weight-gradient chunks a DualPipe rank runs on their own (zero-bubble), from the same program: p/2 − h − 1
+    in step 3, p/2 − h − 1 in step 7 and h + 1 in step 8; its other backward chunks run B and W together."""
+    h = min(rank, p - 1 - rank)
+    return min(dualpipe_unpaired(p, rank, m), 2 * (p // 2) - h - 1)
+
+
 def micro_batch_time(r: RankTimes, m: int, unpaired: int) -> float:
     """All m micro-batches of one rank. Under DualPipe the warm-up forwards and cool-down backwards that have
     no partner chunk (`unpaired` of each, as many as micro-batches in flight) cannot hide their all-to-all."""
@@ -195,17 +211,24 @@ def micro_batch_time(r: RankTimes, m: int, unpaired: int) -> float:
 
 
 def step_breakdown(ranks: list[RankTimes], schedule: str, v: int, m: int, dp_exposed: list[float],
-                   optimizer: list[float], unpaired: int = 0) -> StepBreakdown:
-    """Step = m micro-batches on the slowest rank + bubble + exposed DP tail + optimizer."""
+                   optimizer: list[float], unpaired: int | list[int] = 0) -> StepBreakdown:
+    """Step = m micro-batches on the slowest rank + bubble + exposed DP tail + optimizer. `unpaired`: DualPipe
+    chunks without a partner, one count for every rank or one per rank."""
+    per = unpaired if isinstance(unpaired, list) else [unpaired] * len(ranks)
     crit = max(range(len(ranks)),
-               key=lambda i: micro_batch_time(ranks[i], m, unpaired) + dp_exposed[i] + optimizer[i])
+               key=lambda i: micro_batch_time(ranks[i], m, per[i]) + dp_exposed[i] + optimizer[i])
     r = ranks[crit]
+    unpaired = per[crit]
     compute = m * (r.f_compute + r.b_compute + r.w)
     bubble = float(pipeline_bubble(ranks, schedule, v))
     phases = None
     if r.pair:   # warm-up forwards, paired steady state, cool-down backward and weight-grad chunks
-        phases = {"1F": unpaired * (r.f + r.a2a_f), "1B": unpaired * (r.b + r.a2a - r.a2a_f),
-                  "1W": unpaired * r.w, "1F1B": (m - unpaired) * r.pair, "bubble": bubble,
+        # as ISCA '25 Table 4 splits it: a cool-down backward that runs with its weight gradient counts in 1B
+        alone_w = dualpipe_separate_w(len(ranks), crit, m) if schedule == "dualpipe" else unpaired
+        alone_w = min(alone_w, unpaired)
+        phases = {"1F": unpaired * (r.f + r.a2a_f),
+                  "1B": unpaired * (r.b + r.a2a - r.a2a_f) + (unpaired - alone_w) * r.w,
+                  "1W": alone_w * r.w, "1F1B": (m - unpaired) * r.pair, "bubble": bubble,
                   "optimizer": float(optimizer[crit]) + dp_exposed[crit]}
         phases = {k: float(v) for k, v in phases.items()}
     return StepBreakdown(forward=float(m * r.f_compute), backward=float(m * (r.b_compute + r.w)),

@@ -203,3 +203,19 @@ def test_async_pp_sends_hide_in_steady_state_but_delay_the_fill():
     p, v = 4, 2
     bubble = pipeline_bubble([async_] * p, "interleaved", v)
     assert bubble == pytest.approx((p - 1) * (F + B + 2 * 0.1 * 0.05 + 0.1) / v, rel=REL)
+
+
+def test_dualpipe_unpaired_chunks_from_the_program():
+    """deepseek-ai/DualPipe steps 1–3 leave 3·p/2 − h − 1 forwards without a partner (h = distance to the nearer
+    end): 23 on the end ranks and 16 in the middle for p = 16; steps 3, 7 and 8 run 2·p/2 − h − 1 weight
+    gradients on their own."""
+    from costsim.schedule import dualpipe_separate_w, dualpipe_unpaired
+    assert [dualpipe_unpaired(16, r, 240) for r in (0, 1, 7, 8, 15)] == [23, 22, 16, 16, 23]
+    assert [dualpipe_separate_w(16, r, 240) for r in (0, 7, 15)] == [15, 8, 15]
+    assert dualpipe_unpaired(16, 0, 10) == 10                  # never more than the micro-batches
+    # the simulator's generated program agrees (independent code: it emits the eight steps as actions)
+    from costsim.sim.schedules import dualpipe
+    for r in (0, 3, 7):
+        acts = dualpipe(16, 64, r)
+        first_pair = next(i for i, a in enumerate(acts) if a.kind == "FB")
+        assert sum(a.kind == "F" for a in acts[:first_pair]) == dualpipe_unpaired(16, r, 64)
