@@ -1,7 +1,7 @@
 """Transformer model specs: Hugging Face config import, parameter counts (ints), FLOPs per token.
 
 Sources: DeepSeek-V3 report (arXiv 2412.19437) with its released `modeling_deepseek.py` and config.json;
-Llama 3 (arXiv 2407.21783); GPT-3 (Brown et al. 2020); PaLM App. B; shared/reference/formulas.md. Conventions:
+Llama 3 (arXiv 2407.21783); GPT-3 (Brown et al. 2020); PaLM App. B; docs/reference/formulas.md. Conventions:
 - 'silu' models are Llama/DeepSeek style: gated 3-matrix MLP, RMSNorm (h), no biases, rotary positions.
 - plain-activation models are GPT-2/3 style: 2-matrix MLP, LayerNorm (2h), a bias on every linear layer,
   learned positions (max_position_embeddings·h; over-counts rotary GELU models such as GPT-NeoX by < 0.1%).

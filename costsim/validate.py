@@ -1,4 +1,4 @@
-"""The public validation set (../shared/reference/published-runs.md, deepseek-v3.md, and the runs of
+"""The public validation set (docs/reference/published-runs.md, deepseek-v3.md, and the runs of
 docs/reference/published-runs-2.md in costsim/cases/): predicted vs published.
 
 Like is compared with like: Megatron-LM Table 1 reports TFLOP/s per GPU by its eq. (3), which counts the

@@ -1,7 +1,7 @@
 """Slow twin of the numba cost kernel `costsim.kernels._op_seconds` (STYLE.md habit 5; stumpy's tests/naive.py).
 
 Plain Python, one op at a time, hardware numbers read by name from a `HardwareProfile` (never the packed
-parameter row), written from the kernel's module docstring and shared/reference/{hardware,formulas}.md:
+parameter row), written from the kernel's module docstring and docs/reference/{hardware,formulas}.md:
 
 - GEMM: seconds = max(FLOPs / achievable rate, HBM bytes / streaming bandwidth) + launch overhead. The
   achievable rate is the plateau rate × the shape efficiency (tile padding × wave quantization over the SMs

@@ -1,6 +1,6 @@
 """The scenario's `reliability:` block and the closed forms of checkpoint/restart (Young 1974, Daly 2006).
 
-Sources: ../shared/reference/formulas.md, "Failures, checkpoints, restarts". Times in seconds inside,
+Sources: docs/reference/formulas.md, "Failures, checkpoints, restarts". Times in seconds inside,
 except where a name says `_h` (hours, as users write MTBF) or `_gbps` (GB/s, 1e9 bytes per second).
 """
 from __future__ import annotations
