@@ -107,6 +107,21 @@ def _mamf_shape_efficiency(hw: HardwareProfile, mamf: float, shape) -> float:
     return eff
 
 
+# FlashAttention's rate at head dimension 64 relative to 128: hardware.md, Attention (FA3 forward, non-causal,
+# H100): 333/467, 392/565, 460/625, 476/638, 496/646, 497/648 from 512 to 16K tokens, mean 0.737. The profiles'
+# curves are head dimension 128; below it fewer FLOPs per loaded tile (linear between 64 and 128, held below 64).
+HD64_FACTOR = 0.737
+
+
+@njit(cache=True)
+def head_dim_factor(d):
+    if d <= 0.0 or d >= 128.0:
+        return 1.0
+    if d <= 64.0:
+        return HD64_FACTOR
+    return HD64_FACTOR + (1.0 - HD64_FACTOR) * (d - 64.0) / 64.0
+
+
 @njit(cache=True)
 def _attn_rate(hw, seq, col):
     """Attention FLOP/s at this sequence length: linear in log2(seq) between measured points, clamped."""
@@ -139,7 +154,7 @@ def _op_seconds(kind, prec, m, n, k, groups, flops, nbytes, bytes2, launches, co
             t_c = flops[i] / (rate * eff * compute_scale)
             out[i] = overhead + max(t_c, nbytes[i] / p[P_HBM_STREAM])
         elif kd == 1 or kd == 2:   # attention forward / backward
-            rate = _attn_rate(p, m[i], P_ATT_F if kd == 1 else P_ATT_B) * compute_scale
+            rate = _attn_rate(p, m[i], P_ATT_F if kd == 1 else P_ATT_B) * compute_scale * head_dim_factor(k[i])
             out[i] = overhead + max(flops[i] / rate, nbytes[i] / p[P_HBM_STREAM])
         elif kd == 3:  # memory-bound element-wise
             out[i] = overhead + nbytes[i] / p[P_HBM_ELEM]

@@ -140,9 +140,10 @@ class _Builder:
         fwd = 2.0 * tokens_q * s * heads * (d_qk + d_v) * 0.5  # causal: half the score matrix
         io = 2.0 * tokens_q * heads * (2 * d_qk + 2 * d_v) + 2.0 * s * heads * (d_qk + d_v) / self.p.cp
         seq_eff = s / self.p.cp
-        self.ops.append(Op("attn.flash.F", self.unit, "F", ATTN_F, m=seq_eff, flops=fwd, model_flops=fwd,
+        # k carries the query/key head dimension: the kernel's rate depends on it (kernels.head_dim_factor)
+        self.ops.append(Op("attn.flash.F", self.unit, "F", ATTN_F, m=seq_eff, k=d_qk, flops=fwd, model_flops=fwd,
                            bytes=io))
-        self.ops.append(Op("attn.flash.B", self.unit, "B", ATTN_B, m=seq_eff, flops=2.5 * fwd,
+        self.ops.append(Op("attn.flash.B", self.unit, "B", ATTN_B, m=seq_eff, k=d_qk, flops=2.5 * fwd,
                            model_flops=2.0 * fwd, bytes=2.5 * io))
 
     def unfused_attention(self, heads: float, d_qk: int, d_v: int) -> None:

@@ -96,6 +96,14 @@ def gemm_plateau_flops(hw: HardwareProfile, precision: str) -> float:
     return mamf * k / (tile_efficiency(m, n, 1, hw, hw.num_sms) * k - c * mamf)
 
 
+def head_dim_share(d: float) -> float:
+    """FlashAttention at head dimension d vs the profiles' 128: hardware.md FA3 hd64/hd128 pairs average 0.737;
+    straight line from 64 to 128; 1 at 128 and above (MLA's 192), and 0.737 below 64; d = 0: not given."""
+    if d == 0 or d >= 128:
+        return 1.0
+    return 0.737 if d <= 64 else 0.737 + (d - 64) / 64 * (1 - 0.737)
+
+
 def attention_flops(seq_points: Sequence[float], rates: Sequence[float], seq: float) -> float:
     """FLOP/s at `seq` tokens: piecewise linear in log2(seq) through the measured points, flat outside."""
     x = math.log2(max(seq, 1.0))
@@ -141,9 +149,9 @@ def one_op_seconds(op: Mapping[str, float], cfg: Config) -> float:
         plateau = gemm_plateau_flops(hw, PRECISION[int(op["prec"])])
         rate = plateau * shape_efficiency(op["m"], op["n"], op["k"], op["groups"], hw, sms, k_half(hw, plateau))
     elif kind == ATTN_F:
-        rate = attention_flops(hw.attn_seq_len, hw.attn_fwd_flops, op["m"])
+        rate = attention_flops(hw.attn_seq_len, hw.attn_fwd_flops, op["m"]) * head_dim_share(op["k"])
     elif kind == ATTN_B:
-        rate = attention_flops(hw.attn_seq_len, hw.attn_bwd_flops, op["m"])
+        rate = attention_flops(hw.attn_seq_len, hw.attn_bwd_flops, op["m"]) * head_dim_share(op["k"])
     else:
         raise ValueError(f"unknown op kind {kind}")
     return launch_s + max(op["flops"] / (rate * scale), memory_s)

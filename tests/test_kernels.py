@@ -394,3 +394,14 @@ def test_twin_child_really_runs_python():
     from numba.core import config
     assert config.DISABLE_JIT
     assert not hasattr(kernels._op_seconds, "signatures")     # a plain function, not a numba dispatcher
+
+
+def test_attention_head_dim_64_runs_at_the_published_share_of_128():
+    """hardware.md FA3 hd64 vs hd128 (forward, non-causal): 0.737 on average; same FLOPs take 1/0.737 as long."""
+    hw = profile("h100-sxm")
+    row = hw_row(hw)
+    ops = [Op("a", "u", "F", ATTN_F, m=4096.0, k=d, flops=1e13, bytes=0.0) for d in (128.0, 64.0, 96.0, 192.0)]
+    t128, t64, t96, t192 = op_seconds(OpTable(ops).arrays(), row)
+    assert t64 / t128 == pytest.approx(1 / 0.737, rel=1e-9)
+    assert t96 / t128 == pytest.approx(1 / (0.737 + 0.5 * 0.263), rel=1e-9)
+    assert t192 == pytest.approx(t128, rel=1e-12)                  # MLA's 192: no gain claimed above 128
