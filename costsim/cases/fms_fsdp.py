@@ -13,11 +13,13 @@ re-read for this module; the published figures themselves come from the transcri
 - Batch Size is per GPU → micro-batch = batch, no grad accumulation, global batch = batch × GPUs.
 - Sharding: FSDP (FULL_SHARD) → zero_stage 3; HSDP → zero_stage 3 with zero_shard_size 8 (shard inside a
   node, replicate across nodes).
-- Activation checkpointing: "No AC" / False → none; "Full AC" / True → full. "Selective AC" → full with
-  recompute_fraction 0.5: fms-fsdp's `selective_checkpointing` (fms_fsdp/config/training.py) wraps a fraction
-  p of the transformer blocks in block-level checkpointing; p is not printed, and the README's own
-  HFU/MFU ratio, (3 + p)/3 for block recompute, gives p ≈ 0.43-0.47 for 13B in 3.2 (0.59/0.51, 0.40/0.35) →
-  one rule, 0.5, for every "Selective AC" row. (3.1's 34B/70B ratios, 0.74/0.55, suggest more blocks.)
+- Activation checkpointing: "No AC" / False → none; "Full AC" / True → full. "Selective AC" → full with a
+  recompute_fraction p per model size: fms-fsdp's `selective_checkpointing` wraps a fraction p of the
+  transformer blocks in block-level checkpointing; p is not printed, but the README's own MFU/HFU table (3.1,
+  the same runs) gives it: block recompute adds p/3 of the model FLOPs, so p = 3·(HFU/MFU − 1). The same
+  configuration ran on both GPUs ("the exact same scripts and configurations"), so p is the mean of the two
+  (the two-digit ratios differ by rounding): 13B (0.69/0.61, 0.46/0.43) → 0.30, 34B (0.74/0.55, 0.49/0.38) →
+  0.93, 70B (0.74/0.55, 0.47/0.38) → 0.86, each capped at 1.
 - Hardware: "A100 80G" → a100-sxm-80gb; "H100" (MFU column "H100 80G") → h100-sxm. 3.3 does not state the
   A100 memory: the same 128-A100 cluster as 3.1/3.2 → a100-sxm-80gb.
 - Network: "A100 80G 128 GPUs with 400Gbps" and "H100 96 GPUs with 800 Gbps" are per 8-GPU node → 50 and
@@ -42,11 +44,20 @@ SRC_3_2 = f"{_README} @ 3759b766711f0af75fc05d50dddb313baa90c425 ({REFERENCE} 3.
 SRC_3_3 = f"{_README} @ 0d319983c4b3b7f7b3b5e2c5e7f746746b6f73a9 ({REFERENCE} 3.3, earliest table)"
 
 SEQ = 4096
-SELECTIVE_FRACTION = 0.5
+MFU_HFU_3_1 = {  # size → ((A100 MFU, HFU), (H100 MFU, HFU)), 3.1's MFU/HFU table
+    "13b": ((0.61, 0.69), (0.43, 0.46)), "34b": ((0.55, 0.74), (0.38, 0.49)), "70b": ((0.55, 0.74), (0.38, 0.47))}
+
+
+def selective_fraction(size: str) -> float:
+    """Blocks recomputed under "Selective AC": mean over the two GPUs of 3·(HFU/MFU − 1), capped at 1."""
+    return sum(min(1.0, 3 * (hfu / mfu - 1)) for mfu, hfu in MFU_HFU_3_1[size]) / 2
+
+
+SELECTIVE_FRACTION = {size: selective_fraction(size) for size in MFU_HFU_3_1}
 MODEL = {"7b": "llama2-7b", "13b": "llama2-13b", "34b": "llama2-34b", "70b": "llama2-70b"}
 AC = {"No AC": {"recompute": "none"}, "False": {"recompute": "none"},
       "Full AC": {"recompute": "full"}, "True": {"recompute": "full"},
-      "Selective AC": {"recompute": "full", "recompute_fraction": SELECTIVE_FRACTION}}
+      "Selective AC": {"recompute": "full"}}     # + the per-size fraction (selective_fraction)
 SHARDING = {"FSDP": {"zero_stage": 3}, "HSDP": {"zero_stage": 3, "zero_shard_size": 8}}
 CLUSTERS = {  # label → (profile, GPUs, Gb/s per GPU)
     "A100": ("a100-sxm-80gb", 128, network_gbps_per_gpu(400, "node")),
@@ -67,8 +78,11 @@ def _case(table: str, src: str, size: str, shard: str, ac: str, batch: int, clus
     gpu, gpus, net = CLUSTERS[cluster]
     gbs = batch * gpus
     name = f"{table} {size} {shard} {ac if ac not in ('True', 'False') else 'AC ' + ac} bs{batch} {cluster}"
+    ac_keys = dict(AC[ac])
+    if ac == "Selective AC":
+        ac_keys["recompute_fraction"] = round(SELECTIVE_FRACTION[size], 3)
     sc = scenario(f"fms-fsdp {name}", MODEL[size], gpu, gpus, SEQ, gbs, network_gbps=net, micro_batch_size=batch,
-                  attention="flash2", **SHARDING[shard], **AC[ac])
+                  attention="flash2", **SHARDING[shard], **ac_keys)
     return Case(name, GROUP, METRIC, tps, src, sc, tokens_per_s_per_gpu(gbs, SEQ, gpus), FIT_ON)
 
 
