@@ -28,12 +28,48 @@ app = typer.Typer(
 )
 
 
+def _one_line_usage_error(exc) -> None:   # noqa: ANN001 (typer's vendored click.ClickException)
+    """Typer's usage errors (`--replicates abc`, `--seed 1.5`) as one line, like every other error."""
+    if type(exc).__name__ == "NoArgsIsHelpError":     # help was printed already
+        return
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    typer.echo(f"error: {where}{' '.join(exc.format_message().split())}{hint}", err=True)
+
+
+_rich_utils = importlib.import_module("typer.rich_utils")
+_rich_utils.rich_format_error = _one_line_usage_error   # typer looks it up at each error
+
+_TyperOption = importlib.import_module("typer.core").TyperOption
+_display_type = _TyperOption.display_type_rich
+
+
+def _flag_without_type(self, ctx):  # noqa: ANN001, ANN202
+    """Boolean flags are plain flags in --help (`--simulate`, not `--simulate <bool>`): they take no value."""
+    return None if getattr(self, "is_flag", False) else _display_type(self, ctx)
+
+
+_TyperOption.display_type_rich = _flag_without_type
+
+
 class Format(str, Enum):
     table = "table"
     json = "json"
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table for people, json for programs.")]
+
+
+class EstimateFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+EstimateFormatOpt = Annotated[EstimateFormat, typer.Option(
+    "--format", "-f", help="table for people, json for programs, csv for spreadsheets (a row per phase, then the "
+                           "total).")]
 
 
 def _stderr() -> Console:
@@ -77,7 +113,7 @@ def main(
 def estimate(
     scenario: Annotated[Path, typer.Argument(
         help="Scenario YAML file (see `costsim schema`).", show_default=False)],
-    format: FormatOpt = Format.table,
+    format: EstimateFormatOpt = EstimateFormat.table,
     overrides: Annotated[Optional[list[str]], typer.Option(
         "--set", "-s", metavar="KEY=VALUE",
         help="Override a scenario key, value parsed as YAML; repeatable. "
@@ -98,14 +134,16 @@ def estimate(
         [f"reliability.replicates={replicates}"] if replicates is not None else [])
     with user_errors():
         sc = load_scenario(scenario, (overrides or []) + extra)
-        if format is Format.json:
+        if format is not EstimateFormat.table:
             est = run_estimate(sc, base_dir=scenario.parent, simulate=simulate)
         else:
             what = "simulating" if simulate else "estimating"
             with _stderr().status(f"{what} {sc.name}…", spinner="dots"):
                 est = run_estimate(sc, base_dir=scenario.parent, simulate=simulate)
-    if format is Format.json:
+    if format is EstimateFormat.json:
         _print_json(report.estimate_to_dict(est))
+    elif format is EstimateFormat.csv:
+        typer.echo(report.estimate_to_csv(est), nl=False)
     else:
         report.render_estimate(est, Console())
 
@@ -125,7 +163,10 @@ def timeline(
     from .sim.step import simulate_phase
     from .sim.timeline import write_timeline
 
+    from .safe_write import check_target
+
     with user_errors():
+        check_target(output, "--output")      # before the work: an unwritable output fails at once
         sc = load_scenario(scenario, overrides or [])
         est = run_estimate(sc, base_dir=scenario.parent)
         sims = [p for p in est.phases if not p.reported]
@@ -182,6 +223,7 @@ def validate(
     the fit (leave one source out) and in-sample."""
     from . import report_validation
     from .crossval import cross_validate
+    from .validate import all_cases
 
     if fit:
         _refit()
@@ -193,6 +235,9 @@ def validate(
             bar.update(task, completed=i, total=n)
 
         rows, summary = cross_validate(progress=progress)
+    if fit:   # the p10–p90 band every estimate shows, from these held-out errors (costsim/uncertainty.py)
+        from .uncertainty import error_band, write_band
+        write_band(error_band(rows, list(all_cases())))   # rows come in all_cases() order
     if format is Format.json:
         _print_json(report_validation.rows_to_dict(rows, summary))
     else:
@@ -215,3 +260,5 @@ def _refit() -> None:
 
 from .calibrate.cli import calibrate_app  # noqa: E402  (after user_errors, which the sub-app uses)
 app.add_typer(calibrate_app, name="calibrate")
+from .search.cli import search_command  # noqa: E402
+app.command(name="search")(search_command)

@@ -58,6 +58,7 @@ class Estimate:
     efficiency: Efficiency
     phases: list[PhaseEstimate]
     run: "object | None" = None          # costsim.sim.run.RunSummary when simulated
+    price_pinned: bool = False           # usd_per_gpu_hour from the scenario's pricing, not the GPU's profile
 
     @property
     def gpu_hours(self) -> float:
@@ -94,11 +95,23 @@ def estimate(sc: Scenario, base_dir: Path = Path("."), simulate: bool = False) -
     model, hw = load_context(sc, base_dir)
     eff = with_overrides(fitted(), sc.efficiency)
     price = sc.pricing.usd_per_gpu_hour or hw.price_usd_per_gpu_hour
-    phases = [estimate_phase(sc, model, hw, ph, eff, price) for ph in resolve_phases(sc, model, hw)]
-    est = Estimate(sc.name, model, hw, sc.cluster.num_gpus, price, eff, phases)
+    phases = [_in_phase(i, ph.name, estimate_phase, sc, model, hw, ph, eff, price)
+              for i, ph in enumerate(resolve_phases(sc, model, hw))]
+    est = Estimate(sc.name, model, hw, sc.cluster.num_gpus, price, eff, phases,
+                   price_pinned=sc.pricing.usd_per_gpu_hour is not None)
     if simulate:
         _simulate(est, sc)
     return est
+
+
+def _in_phase(i: int, name: str, fn, *args):
+    """fn(*args), with a PlanError that does not name its phase prefixed by `phases[i] (name): `."""
+    try:
+        return fn(*args)
+    except PlanError as exc:
+        if str(exc).startswith("phases["):
+            raise
+        raise PlanError(f"phases[{i}] ({name}): {exc}") from None
 
 
 def _simulate(est: Estimate, sc: Scenario) -> None:
@@ -109,7 +122,7 @@ def _simulate(est: Estimate, sc: Scenario) -> None:
     runs = []
     for p in est.phases:
         if not p.reported:
-            p.simulated = simulate_phase(p.costs, est.efficiency.overlap_efficiency)
+            p.simulated = _in_phase(len(runs), p.name, simulate_phase, p.costs, est.efficiency.overlap_efficiency)
             runs.append((p.name, p.steps, p.simulated.step_time_s))
     if runs:
         ckpt = checkpoint_bytes_for(est.model.total_params(include_mtp=True), sc.optimizer.moment_dtype)
@@ -151,14 +164,19 @@ def unit_costs(model: ModelSpec, hw: HardwareProfile, plan: ParallelPlan, eff: E
 
 
 def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: PhasePlan, eff: Efficiency,
-                   price: float) -> PhaseEstimate:
+                   price: float, unit_costs_fn=None) -> PhaseEstimate:
+    """`unit_costs_fn`: a drop-in for `unit_costs` (costsim.search passes a memoised one; same figures)."""
     n = sc.cluster.num_gpus
     if ph.plan is None:   # a reported figure, shown as given
         hours = ph.reported_gpu_hours
         return PhaseEstimate(ph.name, 0.0, 0, 0.0, hours, hours / n / 24, hours * price,
                              hours * hw.power_w * sc.pricing.pue / 1e6, reported=True)
     plan = ph.plan
-    pc = phase_costs(sc, model, hw, plan, eff)
+    mem = None
+    if plan.stage_layout == "uniform":   # memory first (the layout needs no costs): a plan that does not fit
+        mem = _check_memory(sc, model, hw, plan, layout(pipeline_units(model), {}, plan.num_chunks, "uniform"),
+                            rank_chunks(plan.num_chunks, plan.pp, plan.schedule))
+    pc = phase_costs(sc, model, hw, plan, eff, unit_costs_fn)
     slowdown = overlap_slowdown(plan, eff)
     times = [rank_times(rc, plan.schedule, overlap_for(plan, slowdown, st.zero_pieces))
              for rc, st in zip(pc.ranks_cost, pc.steps)]
@@ -169,7 +187,7 @@ def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: Phas
     optimizer = [st.update + gather_exposed(plan, st, t, slowdown) for st, t in zip(pc.steps, times)]
     bd = step_breakdown(times, plan.schedule, pc.v, m, dp_tail, optimizer, unpaired)
     by_class = _exposed_by_class(pc, bd, times, plan, m, unpaired[bd.critical_rank], dp_tail, slowdown)
-    mem = _check_memory(sc, model, hw, plan, pc.chunk_units, pc.per_rank)
+    mem = mem or _check_memory(sc, model, hw, plan, pc.chunk_units, pc.per_rank)
     est = _figures(sc, hw, ph, plan, bd, mem, pc.chunk_units, pc.chunk_cost, price)
     crit = pc.ranks_cost[bd.critical_rank]
     est.link_busy_s = {"nvlink": m * crit.nvlink_busy, "network": m * crit.network_busy}
@@ -225,12 +243,16 @@ class PhaseCosts:
 
 
 def phase_costs(sc: Scenario, model: ModelSpec, hw: HardwareProfile, plan: ParallelPlan,
-                eff: Efficiency) -> PhaseCosts:
+                eff: Efficiency, unit_costs_fn=None) -> PhaseCosts:
     units = pipeline_units(model)
-    costs = unit_costs(model, hw, plan, eff, sorted(set(units)) + ["p2p"])
+    costs = (unit_costs_fn or unit_costs)(model, hw, plan, eff, sorted(set(units)) + ["p2p"])
     chunk_units = layout(units, {u: costs[u].f + costs[u].b + costs[u].w for u in set(units)},
                          plan.num_chunks, plan.stage_layout)
-    chunk_cost = [sum((costs[u] for u in ch), StageCost()) + costs["p2p"] for ch in chunk_units]
+    sums: dict[tuple[str, ...], StageCost] = {}   # chunks holding the same units cost the same (summed once)
+    for ch in chunk_units:
+        if tuple(ch) not in sums:
+            sums[tuple(ch)] = sum((costs[u] for u in ch), StageCost()) + costs["p2p"]
+    chunk_cost = [sums[tuple(ch)] for ch in chunk_units]
     per_rank = rank_chunks(plan.num_chunks, plan.pp, plan.schedule)
     ranks_cost = [_rank_cost(chunk_cost, chs, plan.schedule) for chs in per_rank]
     steps = dp_and_optimizer(model, hw, plan, eff, chunk_units, per_rank, sc)

@@ -148,8 +148,6 @@ def write_fitted(res: FitResult) -> str:
     """Write costsim/fitted.json (the package data the estimate reads) and return its path. Atomic: a temporary
     file in the same directory replaces it. Unchanged values are not rewritten (no date-only churn)."""
     import json
-    import os
-    import tempfile
     from datetime import date
 
     path = fitted_path()
@@ -166,15 +164,14 @@ def write_fitted(res: FitResult) -> str:
     }
     try:
         old = json.loads(open(path).read())
+        if "error_band" in old:   # kept; `costsim validate --fit` recomputes it after the cross-validation
+            record["error_band"] = old["error_band"]
         same = {k: v for k, v in old.items() if k != "fit"} == {k: v for k, v in record.items() if k != "fit"}
         if same and {k: v for k, v in old.get("fit", {}).items() if k != "date"} == record["fit"]:
             return path
     except (OSError, ValueError):
         pass
     record["fit"]["date"] = date.today().isoformat()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".fitted.", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(record, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from .safe_write import write_text
+    write_text(path, json.dumps(record, indent=2) + "\n", what="costsim/fitted.json")   # atomic, unique temp file
     return path

@@ -27,6 +27,11 @@ _UNIT_TO_SI = {
 _LEAF_KEYS = {"value", "unit", "source"}
 
 
+def _short(value: Any) -> str:
+    from .safe_load import short
+    return short(value)
+
+
 class HardwareError(CostsimError):
     """A hardware profile is unknown, missing or malformed (a ValueError with one line)."""
 
@@ -119,11 +124,12 @@ class HardwareProfile:
 
 
 def profiles_dir() -> Path:
-    """Directory of shipped profiles: $COSTSIM_HWPROFILES, else the repo's hwprofiles/ next to costsim/."""
+    """Directory of shipped profiles: $COSTSIM_HWPROFILES, else hwprofiles/ (the checkout's or the installed copy)."""
     override = os.environ.get("COSTSIM_HWPROFILES")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "hwprofiles"
+    from .paths import hwprofiles_dir
+    return hwprofiles_dir()
 
 
 def list_profiles() -> list[str]:
@@ -171,11 +177,11 @@ def with_network(hw: HardwareProfile, gbps_per_gpu: float) -> HardwareProfile:
 
 def _parse(path: Path) -> HardwareProfile:
     where = str(path)
+    from .safe_load import LoadError, load_yaml
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        detail = " ".join(str(exc).split())
-        raise HardwareError(f"{where}: cannot read hardware profile: {detail}") from None
+        raw = load_yaml(path, "hardware profile")
+    except LoadError as exc:
+        raise HardwareError(f"cannot read hardware profile: {exc}") from None
     if not isinstance(raw, dict):
         raise HardwareError(f"{where}: hardware profile must be a YAML mapping")
     _check_no_unknown_keys(raw, where)
@@ -272,7 +278,7 @@ def _leaf(node: Any, path: str, field: _Field, where: str, sources: dict[str, st
     if not isinstance(source, str) or not source.strip():
         raise HardwareError(f"{where}: {path}: every number needs a source")
     if node.get("unit") != field.unit:
-        raise HardwareError(f"{where}: {path}: unit must be '{field.unit}', got {node.get('unit')!r}")
+        raise HardwareError(f"{where}: {path}: unit must be '{field.unit}', got {_short(node.get('unit'))}")
     sources[path] = source.strip()
     value, scale = node["value"], _UNIT_TO_SI[field.unit]
     if field.kind in ("seq", "shape"):
@@ -293,10 +299,10 @@ def _is_number(value: Any) -> bool:
 def _number(value: Any, path: str, where: str, integer: bool, zero_ok: bool) -> float:
     if not _is_number(value) or (integer and not isinstance(value, int)):
         kind = "an integer" if integer else "a number"
-        raise HardwareError(f"{where}: {path}: value must be {kind}, got {value!r}")
+        raise HardwareError(f"{where}: {path}: value must be {kind}, got {_short(value)}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
         bound = "non-negative" if zero_ok else "positive"
-        raise HardwareError(f"{where}: {path}: value must be {bound}, got {value!r}")
+        raise HardwareError(f"{where}: {path}: value must be {bound}, got {_short(value)}")
     return value if integer else float(value)
 
 

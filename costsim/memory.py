@@ -10,6 +10,7 @@ further savings (§3.3: E5M6 attention output, FP8 SwiGLU inputs with the output
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .fp8 import deepseek_storage, gemm_input_bytes
 from .model import ModelSpec
@@ -44,9 +45,15 @@ def unit_params(model: ModelSpec, unit: str, pp: int) -> UnitParams:
 
 def gpu_params(model: ModelSpec, plan: ParallelPlan, units: list[str]) -> UnitParams:
     """Parameters held by one GPU for these units (dense ÷ TP, experts ÷ EP)."""
-    dense = sum(unit_params(model, u, plan.pp).dense for u in units) / plan.tp
-    expert = sum(unit_params(model, u, plan.pp).expert for u in units) / (plan.ep * plan.etp)
-    return UnitParams(dense, expert)
+    dense, expert = _params_sum(model, tuple(units), plan.pp)
+    return UnitParams(dense / plan.tp, expert / (plan.ep * plan.etp))
+
+
+@lru_cache(maxsize=4096)
+def _params_sum(model: ModelSpec, units: tuple[str, ...], pp: int) -> tuple[float, float]:
+    """Dense and expert parameters of these units (memoised: `costsim search` asks for the same ones often)."""
+    return (sum(unit_params(model, u, pp).dense for u in units),
+            sum(unit_params(model, u, pp).expert for u in units))
 
 
 def layer_activation_bytes(model: ModelSpec, plan: ParallelPlan, kind: str, recompute: str | None = None) -> float:
@@ -227,12 +234,13 @@ def rank_memory(model: ModelSpec, plan: ParallelPlan, units: list[str], stage_un
     optim = shard(opt_b, opt_b, z >= 1)
     # a micro-batch passes every chunk of its rank (interleaved: all v; Korthikanti et al. 2022 §4.2.3), except
     # under DualPipe, where it passes one of the rank's two stages
-    per_mb = sum(sum(unit_activation_bytes(model, plan, u) for u in st) for st in stage_units)
+    act = {u: unit_activation_bytes(model, plan, u) for st in stage_units for u in set(st)}   # once per kind
+    per_mb = sum(sum(act[u] for u in st) for st in stage_units)
     if plan.schedule == "dualpipe":
         per_mb /= len(stage_units)
     acts = per_mb * in_flight(plan, rank)
     if plan.recompute == "full":   # one layer's full activations exist while it is recomputed
-        kinds = [u for u in units if u in ("dense", "moe")]
+        kinds = {u for u in units if u in ("dense", "moe")}
         acts += max((layer_activation_bytes(model, plan, k, "none") for k in kinds), default=0.0)
     if "head" in units:
         acts += head_transient_bytes(model, plan)

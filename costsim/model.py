@@ -56,14 +56,17 @@ class ModelSpec:
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
     num_nextn_predict_layers: int = 0  # MTP depth
+    # Llama-style block (gated 3-matrix MLP, RMSNorm, no biases, rotary) whatever the activation, e.g. Gemma's
+    # gated GELU; None: decided by the activation (silu gated, the others GPT style)
+    mlp_gated: bool | None = None
 
     def __post_init__(self) -> None:
         _check_spec(self)
 
     @property
     def gated_mlp(self) -> bool:
-        """True for SwiGLU-style MLPs (gate, up, down matrices)."""
-        return self.hidden_act in GATED_ACTS
+        """True for SwiGLU/GeGLU-style MLPs (gate, up, down matrices) in a Llama-style block."""
+        return self.hidden_act in GATED_ACTS if self.mlp_gated is None else self.mlp_gated
 
     @property
     def is_moe(self) -> bool:
@@ -214,11 +217,11 @@ def _check_spec(s: ModelSpec) -> None:
     """Raise a one-line ValueError naming the HF key of the first inconsistent field."""
     for f, low in _INT_FIELDS.items():
         if not _is_int(v := getattr(s, f)) or v < low:
-            raise ValueError(f"model.{_INT_KEYS[f][0]}: must be an integer >= {low}, got {v!r}")
+            raise ValueError(f"model.{_INT_KEYS[f][0]}: must be an integer >= {low}, got {_short(v)}")
     moe, e, k = s.is_moe, s.n_routed_experts, s.num_experts_per_tok
     rules = [  # (broken, key, message)
         (s.hidden_act not in SUPPORTED_ACTS, "hidden_act",
-         f"unsupported activation {s.hidden_act!r}; supported: {', '.join(SUPPORTED_ACTS)}"),
+         f"unsupported activation {_short(s.hidden_act)}; supported: {', '.join(SUPPORTED_ACTS)}"),
         (s.num_heads % s.num_kv_heads != 0, "num_key_value_heads",
          f"{s.num_kv_heads} does not divide num_attention_heads {s.num_heads}"),
         (k > e, "num_experts_per_tok", f"{k} exceeds n_routed_experts {e}"),
@@ -254,15 +257,38 @@ _INT_KEYS: dict[str, tuple[str, tuple[str, ...], bool]] = {
 }
 _DROPOUT_KEYS = ("dropout", "attention_dropout", "hidden_dropout", "resid_pdrop", "attn_pdrop",
                  "embd_pdrop", "hidden_dropout_prob", "attention_probs_dropout_prob")
+# Architectures (HF `model_type`) whose keys that change parameters, FLOPs or memory are all mapped:
+# model_type -> (Llama-style block: gated MLP, RMSNorm, no biases, rotary — whatever the activation, so Gemma's
+# GELU is a gated GeGLU; default of tie_word_embeddings, as each transformers config class has it). gpt3 and
+# mpt are the built-ins' own (GPT style, every key explicit). Without model_type: the activation decides.
+MODEL_TYPES: dict[str, tuple[bool, bool]] = {
+    "llama": (True, False), "mistral": (True, False), "mixtral": (True, False), "qwen2": (True, False),
+    "qwen2_moe": (True, False), "qwen3": (True, False), "qwen3_moe": (True, False),
+    "deepseek_v2": (True, False), "deepseek_v3": (True, False), "gemma": (True, True), "gemma2": (True, True),
+    "phi3": (True, False), "nemotron": (False, False), "gpt2": (False, True), "gpt_neox": (False, False),
+    "gpt3": (False, False), "mpt": (False, False),
+}
+# Read by from_hf_config beside the integer keys (MoE layouts of Qwen; Gemma's activation key).
+_LAYOUT_KEYS = ("shared_expert_intermediate_size", "decoder_sparse_step", "mlp_only_layers", "hidden_activation",
+                "use_sliding_window", "model_type")
 KNOWN_KEYS = tuple(sorted({k for key, al, _ in _INT_KEYS.values() for k in (key, *al)} | set(_DROPOUT_KEYS)
-                          | {"hidden_act", "activation_function", "tie_word_embeddings", "moe_layer_freq"}))
-# Accepted but unused in strict mode: metadata, numerics and routing details that do not change counts.
+                          | {"hidden_act", "activation_function", "tie_word_embeddings", "moe_layer_freq"}
+                          | set(_LAYOUT_KEYS)))
+# Accepted in both routes, unused: metadata, numerics, generation and routing details that change no count.
+# sliding_window: attention is costed as full causal attention (an upper bound past the window).
 HARMLESS_KEYS = frozenset((
     "architectures model_type torch_dtype transformers_version auto_map use_cache tokenizer_class "
-    "rms_norm_eps layer_norm_eps layer_norm_epsilon rope_theta rope_scaling rotary_pct rotary_emb_base "
-    "initializer_range bos_token_id eos_token_id pad_token_id attention_bias mlp_bias pretraining_tp n_ctx "
+    "rms_norm_eps layer_norm_eps layer_norm_epsilon norm_eps rope_theta rope_scaling rotary_pct rotary_emb_base "
+    "partial_rotary_factor rope_parameters original_max_position_embeddings use_mrope "
+    "initializer_range bos_token_id eos_token_id pad_token_id sep_token_id decoder_start_token_id "
+    "attention_bias mlp_bias pretraining_tp n_ctx max_window_layers sliding_window "
     "use_parallel_residual scoring_func topk_method norm_topk_prob routed_scaling_factor aux_loss_alpha "
-    "seq_aux ep_size quantization_config").split())
+    "seq_aux ep_size quantization_config output_router_logits router_aux_loss_coef router_jitter_noise "
+    "attn_logit_softcapping final_logit_softcapping query_pre_attn_scalar cache_implementation "
+    "summary_activation summary_first_dropout summary_proj_to_labels summary_type summary_use_proj "
+    "task_specific_params scale_attn_weights reorder_and_upcast_attn scale_attn_by_inverse_layer_idx "
+    "classifier_dropout is_decoder is_encoder_decoder return_dict output_attentions output_hidden_states "
+    "id2label label2id problem_type gradient_checkpointing").split())
 
 
 def _pick(cfg: Mapping[str, Any], key: str, aliases: tuple[str, ...]) -> tuple[str, Any]:
@@ -278,8 +304,19 @@ def _dropout(cfg: Mapping[str, Any]) -> float:
     present = {k: cfg[k] for k in _DROPOUT_KEYS if cfg.get(k) is not None}
     for key, v in present.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-            raise ValueError(f"model.{key}: must be a probability in [0, 1), got {v!r}")
+            raise ValueError(f"model.{key}: must be a probability in [0, 1), got {_short(v)}")
     return float(max(present.values(), default=0.0))
+
+
+# Upper bounds of the integer keys: far above any model built, low enough that sizes stay exact in float64
+# and the op table stays small (a layer count of a million took 15 s to fail on memory).
+INT_MAX = 10_000_000
+_INT_MAX = {"num_layers": 10_000, "num_heads": 100_000, "num_kv_heads": 100_000, "n_routed_experts": 100_000}
+
+
+def _short(v: Any) -> str:
+    from .safe_load import short
+    return short(v)
 
 
 def _read_ints(cfg: Mapping[str, Any]) -> dict[str, int]:
@@ -290,7 +327,9 @@ def _read_ints(cfg: Mapping[str, Any]) -> dict[str, int]:
         if v is None and required:
             raise ValueError(f"model.{key}: required")
         if v is not None and (not _is_int(v) or v < required):
-            raise ValueError(f"model.{used}: must be an integer >= {int(required)}, got {v!r}")
+            raise ValueError(f"model.{used}: must be an integer >= {int(required)}, got {_short(v)}")
+        if v is not None and v > (top := _INT_MAX.get(field, INT_MAX)):
+            raise ValueError(f"model.{used}: {_short(v)} is above the limit {top:,}")
         vals[field] = v
     return {f: v for f, v in vals.items() if v is not None}
 
@@ -312,33 +351,82 @@ def _fill_defaults(vals: dict[str, int], act: str) -> None:
         vals["moe_intermediate_size"] = vals["intermediate_size"]  # Mixtral: one FFN size
 
 
-def from_hf_config(cfg: Mapping[str, Any], name: str, strict: bool = False) -> ModelSpec:
+def from_hf_config(cfg: Mapping[str, Any], name: str, strict: bool = True) -> ModelSpec:
     """ModelSpec from a Hugging Face config dict; keys starting with '_' are ignored.
 
-    Unknown keys are ignored (real config.json files have many) unless strict, which allows only known
-    keys and HARMLESS_KEYS. GPT-2 aliases (n_embd, n_layer, n_head, n_inner, n_positions,
-    activation_function) are accepted; tie_word_embeddings defaults to True for them (as in GPT2Config).
+    One reader for config.json files, built-ins and inline mappings alike (`strict` is kept for callers; both
+    values read the same way): every key is mapped (KNOWN_KEYS) or known not to change parameters, FLOPs or
+    memory (HARMLESS_KEYS); any other key is an error naming it, since costsim cannot tell what it changes.
+    `model_type` (MODEL_TYPES) decides the block style and the default of tie_word_embeddings; without it the
+    activation does (silu: Llama style; the others: GPT style, tied for GPT-2's n_embd aliases). GPT-2 aliases
+    (n_embd, n_layer, n_head, n_inner, n_positions, activation_function) are accepted. Qwen2-MoE's
+    `shared_expert_intermediate_size` is its shared expert (a whole number of routed-expert widths).
     """
     if not isinstance(cfg, Mapping):
         raise ValueError(f"model: expected a mapping of Hugging Face config keys, got {type(cfg).__name__}")
     cfg = {k: v for k, v in cfg.items() if not str(k).startswith("_")}
     unknown = [k for k in cfg if k not in KNOWN_KEYS and k not in HARMLESS_KEYS]
-    if strict and unknown:
-        raise ValueError(f"model.{unknown[0]}: unknown model key; known keys: {', '.join(KNOWN_KEYS)}")
-    act_key, act = _pick(cfg, "hidden_act", ("activation_function",))
+    if unknown:
+        import difflib
+        close = difflib.get_close_matches(str(unknown[0]), [*KNOWN_KEYS, *HARMLESS_KEYS], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        key = "".join(c if c.isprintable() else "?" for c in str(unknown[0])[:60])   # one line, whatever the key
+        raise ValueError(f"model.{key}: unknown model key{hint}; it could change parameters, FLOPs "
+                         "or memory, so it is refused: remove it if it does not (the keys read: costsim/model.py "
+                         "KNOWN_KEYS, HARMLESS_KEYS)")
+    model_type = cfg.get("model_type")
+    if model_type is not None and model_type not in MODEL_TYPES:
+        raise ValueError(f"model.model_type: {_short(model_type)} is not an architecture costsim maps (known: "
+                         f"{', '.join(sorted(MODEL_TYPES))}); remove model_type to read the keys by the "
+                         "activation (silu: gated Llama-style block; the others: GPT style)")
+    gated, tie_default = MODEL_TYPES.get(model_type, (None, "n_embd" in cfg))
+    if cfg.get("hidden_activation") is not None and cfg.get("hidden_act") is not None and gated:
+        cfg.pop("hidden_act")   # Gemma: hidden_activation, where given, is the one the MLP runs
+    act_key, act = _pick(cfg, "hidden_act", ("activation_function", "hidden_activation"))
     if act is None:
         raise ValueError("model.hidden_act: required")
     if act not in SUPPORTED_ACTS:
-        raise ValueError(f"model.{act_key}: unsupported activation {act!r}; "
+        raise ValueError(f"model.{act_key}: unsupported activation {_short(act)}; "
                          f"supported: {', '.join(SUPPORTED_ACTS)}")
     vals = _read_ints(cfg)
     _fill_defaults(vals, act)
     if cfg.get("moe_layer_freq", 1) != 1:
-        raise ValueError(f"model.moe_layer_freq: only 1 is supported, got {cfg['moe_layer_freq']!r}")
-    tie = cfg.get("tie_word_embeddings", "n_embd" in cfg)
+        raise ValueError(f"model.moe_layer_freq: only 1 is supported, got {_short(cfg['moe_layer_freq'])}")
+    _qwen_moe_layout(cfg, vals)
+    if cfg.get("use_sliding_window") not in (None, False):
+        raise ValueError("model.use_sliding_window: sliding-window attention is not modelled; only false")
+    tie = cfg.get("tie_word_embeddings", tie_default)
     if not isinstance(tie, bool):
-        raise ValueError(f"model.tie_word_embeddings: must be true or false, got {tie!r}")
-    return ModelSpec(name=name, hidden_act=act, tie_word_embeddings=tie, dropout=_dropout(cfg), **vals)
+        raise ValueError(f"model.tie_word_embeddings: must be true or false, got {_short(tie)}")
+    return ModelSpec(name=name, hidden_act=act, tie_word_embeddings=tie, dropout=_dropout(cfg), mlp_gated=gated,
+                     **vals)
+
+
+def _qwen_moe_layout(cfg: Mapping[str, Any], vals: dict[str, int]) -> None:
+    """Qwen2-/Qwen3-MoE: a shared expert of shared_expert_intermediate_size (as n_shared_experts routed-expert
+    widths: same parameters and FLOPs), MoE every decoder_sparse_step-th layer, dense mlp_only_layers."""
+    shared = cfg.get("shared_expert_intermediate_size")
+    if shared is not None and shared != 0:
+        inner = vals.get("moe_intermediate_size", 0)
+        if not _is_int(shared) or shared < 0:
+            raise ValueError(f"model.shared_expert_intermediate_size: must be an integer >= 0, got {_short(shared)}")
+        if not vals.get("n_routed_experts") or not inner or shared % inner:
+            raise ValueError(f"model.shared_expert_intermediate_size: {shared} must be a whole multiple of "
+                             f"moe_intermediate_size ({inner or 'missing'}) in an MoE model")
+        if vals.get("n_shared_experts"):
+            raise ValueError("model.shared_expert_intermediate_size: give it or n_shared_experts, not both")
+        vals["n_shared_experts"] = shared // inner
+    step = cfg.get("decoder_sparse_step", 1)
+    if step != 1 and vals.get("n_routed_experts"):
+        raise ValueError(f"model.decoder_sparse_step: only 1 (every layer MoE) is supported, got {_short(step)}")
+    dense = cfg.get("mlp_only_layers") or []
+    if not isinstance(dense, list) or not all(_is_int(i) for i in dense):
+        raise ValueError(f"model.mlp_only_layers: must be a list of layer indices, got {_short(dense)}")
+    if dense and vals.get("n_routed_experts"):
+        if sorted(dense) != list(range(len(dense))) or vals.get("first_k_dense_replace"):
+            raise ValueError("model.mlp_only_layers: only the first layers can be dense "
+                             f"(0, 1, …, k-1), got {_short(dense)}")
+        vals["first_k_dense_replace"] = len(dense)
 
 
 # ---- built-ins, files and scenario values ----
@@ -355,19 +443,20 @@ def load_builtin(name: str) -> ModelSpec:
     """A built-in model by name, e.g. 'deepseek-v3'."""
     names = builtin_model_names()
     if name not in names:
-        raise ValueError(f"model: unknown built-in model {name!r}; known: {', '.join(names)}")
+        raise ValueError(f"model: unknown built-in model {_short(name)}; known: {', '.join(names)}")
     return from_hf_config(json.loads(_MODELS_DIR.joinpath(f"{name}.json").read_text()), name)
 
 
 def load_hf_config_file(path: str | Path, name: str | None = None) -> ModelSpec:
     """ModelSpec from a Hugging Face config.json; the name defaults to its folder (or file stem)."""
+    from .safe_load import LoadError, load_json
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"model.hf_config: file not found: {path}")
     try:
-        cfg = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"model.hf_config: {path} is not valid JSON ({e})") from None
+        cfg = load_json(path, "hf_config file")
+    except LoadError as e:
+        raise ValueError(f"model.hf_config: {e}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"model.hf_config: {path} must hold a JSON object")
     default_name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
@@ -387,14 +476,14 @@ def resolve_model(value: Any, base_dir: Path) -> ModelSpec:
     cfg = dict(value)
     name = cfg.pop("name", None)
     if name is not None and not isinstance(name, str):
-        raise ValueError(f"model.name: must be a string, got {name!r}")
+        raise ValueError(f"model.name: must be a string, got {_short(name)}")
     if "hf_config" not in cfg:
         return from_hf_config(cfg, name or "custom", strict=True)
     path = cfg.pop("hf_config")
     if cfg:
         raise ValueError(f"model.{next(iter(cfg))}: not allowed next to hf_config (allowed: hf_config, name)")
     if not isinstance(path, str):
-        raise ValueError(f"model.hf_config: must be a path string, got {path!r}")
+        raise ValueError(f"model.hf_config: must be a path string, got {_short(path)}")
     full = Path(path) if Path(path).is_absolute() else Path(base_dir) / path
     return load_hf_config_file(full, name)
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from .errors import PlanError
+from .safe_load import clip
 from .hardware import HardwareProfile
 from .model import ModelSpec
-from .scenario import Parallelism, Precision, Scenario, one_line
+from .scenario import MAX_STEPS, Parallelism, Precision, Scenario, one_line
 
 NVLINK, NETWORK, A2A_MIXED, HIERARCHICAL = 0, 1, 2, 3  # link tiers, as the cost kernel numbers them
 
@@ -111,13 +112,25 @@ def resolve_phases(sc: Scenario, model: ModelSpec, hw: HardwareProfile) -> list[
             missing = "seq_len" if seq_len is None else "global_batch_size"
             raise PlanError(f"{where}.{missing}: required (not given here nor in an earlier phase)")
         par = _merged_parallelism(sc.parallelism, ph.parallelism, f"{i}")
-        plan = make_plan(sc, par, model, hw, precision, seq_len, gbs, where, recipe)
+        try:
+            plan = make_plan(sc, par, model, hw, precision, seq_len, gbs, where, recipe)
+        except PlanError as exc:
+            if str(exc).startswith(where):
+                raise
+            own = ", ".join(f"{k}={v}" for k, v in (ph.parallelism or {}).items())
+            raise PlanError(f"{where}: {exc}" + (f" (this phase sets parallelism {clip(own, 80)})" if own else "")) from None
         tokens_per_step = gbs * seq_len
         if ph.steps is not None:
             steps, tokens = ph.steps, float(ph.steps * tokens_per_step)
         else:
+            if ph.tokens < tokens_per_step:
+                raise PlanError(f"{where}.tokens: {ph.tokens:.4g} is less than one step of global_batch_size · "
+                                f"seq_len = {gbs:,} · {seq_len:,} = {tokens_per_step:,} tokens")
             steps = max(1, round(ph.tokens / tokens_per_step))
             tokens = float(ph.tokens)
+        if steps > MAX_STEPS:
+            raise PlanError(f"{where}: {steps:.4g} steps of {tokens_per_step:,} tokens; the limit is "
+                            f"{MAX_STEPS:,} steps")
         out.append(PhasePlan(ph.name, plan, steps, tokens))
     return out
 
@@ -175,6 +188,16 @@ def check_plan(p: ParallelPlan, m: ModelSpec, hw: HardwareProfile, where: str) -
     else:
         need(p.ep == 1 and p.etp == 1, f"parallelism: ep={p.ep}, etp={p.etp} but the model has no experts")
     need(p.seq_len % p.cp == 0, f"parallelism.cp={p.cp} does not divide seq_len={p.seq_len}")
+    if p.zero_shard_size is not None:
+        need(p.zero_stage >= 1, f"parallelism.zero_shard_size={p.zero_shard_size} needs zero_stage ≥ 1 (it shards "
+             f"ZeRO state)")
+        need((p.dp * p.cp) % p.zero_shard_size == 0,
+             f"parallelism.zero_shard_size={p.zero_shard_size} does not divide dp·cp = {p.dp}·{p.cp} = {p.dp * p.cp}")
+    need(p.recompute_fraction == 1.0 or p.recompute == "full",
+         f"parallelism.recompute_fraction={p.recompute_fraction} applies to recompute: full (this plan: "
+         f"{p.recompute})")
+    need(not p.zero3_gather_once or p.zero_stage == 3,
+         f"parallelism.zero3_gather_once needs zero_stage 3 (this plan: {p.zero_stage})")
     per_step = p.dp * p.micro_batch_size
     need(p.global_batch_size % per_step == 0,
          f"global_batch_size={p.global_batch_size} is not divisible by dp·micro_batch_size = "
@@ -184,6 +207,11 @@ def check_plan(p: ParallelPlan, m: ModelSpec, hw: HardwareProfile, where: str) -
          f"parallelism: {units} layers cannot fill pp·virtual_stages = {p.num_chunks} pipeline chunks")
     if p.schedule == "dualpipe":
         need(p.pp % 2 == 0, f"parallelism.pp={p.pp}: DualPipe needs an even number of stages")
+        mb = p.num_microbatches     # deepseek-ai/DualPipe: half enter at each end, at least two per stage
+        need(mb % 2 == 0 and mb >= 2 * p.pp,
+             f"DualPipe needs an even number of micro-batches, at least 2·pp = {2 * p.pp}; this plan has "
+             f"global_batch_size / (dp·micro_batch_size) = {p.global_batch_size} / ({p.dp}·{p.micro_batch_size})"
+             f" = {mb}")
     if p.schedule == "interleaved":
         need(p.num_microbatches % p.pp == 0 or p.pp == 1,
              f"interleaved schedule needs micro-batches ({p.num_microbatches}) divisible by pp={p.pp}")

@@ -80,18 +80,115 @@ def fmt_pct(x: float) -> str:
 
 def estimate_to_dict(est: Estimate) -> dict:
     """The whole estimate as plain JSON types (floats, ints, str, None), phases then totals."""
+    bands = phase_bands(est)
     return {
         "scenario": est.scenario,
         "model": _model_dict(est.model),
         "gpu": est.hardware.name,
         "num_gpus": int(est.num_gpus),
         "usd_per_gpu_hour": num(est.usd_per_gpu_hour),
+        "usd_per_gpu_hour_source": "scenario" if getattr(est, "price_pinned", False) else "profile",
+        "profile_usd_per_gpu_hour": num(est.hardware.price_usd_per_gpu_hour),
         "efficiency": {k: num(v) for k, v in asdict(est.efficiency).items()},
-        "phases": [phase_to_dict(p) for p in est.phases],
+        "phases": [phase_to_dict(p) | _band_keys(b) for p, b in zip(est.phases, bands)],
         "total": {"gpu_hours": num(est.gpu_hours), "wall_clock_days": num(est.wall_clock_days),
-                  "cost_usd": num(est.cost_usd), "energy_mwh": num(est.energy_mwh)},
+                  "cost_usd": num(est.cost_usd), "energy_mwh": num(est.energy_mwh)}
+                 | {k: v for k, v in _band_keys(_total_band(bands)).items() if not k.startswith("step_time")},
         "simulation": _simulation_dict(est),
+        "error_band": _band_about(est),
     }
+
+
+# ---- CSV: a row per phase, then the total (the JSON's figures, same names) ----
+
+CSV_COLUMNS = ("scenario", "phase", "reported", "gpu", "num_gpus", "usd_per_gpu_hour", "tokens", "steps",
+               "step_time_s", "step_time_s_p10", "step_time_s_p90", "gpu_hours", "gpu_hours_p10", "gpu_hours_p90",
+               "wall_clock_days", "wall_clock_days_p10", "wall_clock_days_p90", "cost_usd", "cost_usd_p10",
+               "cost_usd_p90", "energy_mwh", "mfu", "model_tflops_per_gpu", "hardware_tflops_per_gpu",
+               "tokens_per_s_per_gpu", "simulated_step_time_s")
+
+
+def estimate_to_csv(est: Estimate) -> str:
+    import csv
+    import io
+    d = estimate_to_dict(est)
+    common = {"scenario": d["scenario"], "gpu": d["gpu"], "num_gpus": d["num_gpus"],
+              "usd_per_gpu_hour": d["usd_per_gpu_hour"]}
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for p in d["phases"]:
+        w.writerow(common | {k: p.get(k) for k in CSV_COLUMNS if k in p} | {"phase": p["name"]})
+    w.writerow(common | {"phase": "total", "reported": ""} | d["total"])
+    return buf.getvalue()
+
+
+# ---- the model's own error: p10–p90 from the held-out validation errors (costsim/uncertainty.py) ----
+
+_BAND_FIGURES = ("step_time_s", "gpu_hours", "wall_clock_days", "cost_usd")
+
+
+def phase_bands(est: Estimate) -> list[dict | None]:
+    """Per phase {figure: (p10, p90)} for step time, GPU-hours, days and dollars; a reported phase is given
+    (p10 = p90 = the figure, no step time); None for every phase when fitted.json has no `error_band`."""
+    from .uncertainty import factors, load_band
+    band = load_band()
+    out: list[dict | None] = []
+    for p in est.phases:
+        f = factors(band, p.plan.precision if p.plan else None)
+        if f is None:
+            out.append(None)
+        elif p.reported:
+            out.append({k: (getattr(p, k), getattr(p, k)) for k in _BAND_FIGURES[1:]} | {"step_time_s": None})
+        else:
+            out.append({k: (getattr(p, k) * f[0], getattr(p, k) * f[1]) for k in _BAND_FIGURES})
+    return out
+
+
+def _total_band(bands: list[dict | None]) -> dict | None:
+    """Phases add up at the same quantile: one model, so its error moves every phase the same way."""
+    if not bands or any(b is None for b in bands):
+        return None
+    return {k: tuple(sum(b[k][i] for b in bands) for i in (0, 1)) for k in _BAND_FIGURES[1:]}
+
+
+def _band_keys(b: dict | None) -> dict:
+    keys = {}
+    for k in _BAND_FIGURES:
+        lo_hi = b.get(k) if b else None
+        keys[f"{k}_p10"], keys[f"{k}_p90"] = (num(lo_hi[0]), num(lo_hi[1])) if lo_hi else (None, None)
+    return keys
+
+
+def _band_cell(b: dict | None) -> str:
+    if not b:
+        return "—"
+    lo, hi = b["gpu_hours"]
+    return fmt_hours(lo) if lo == hi else f"{fmt_hours(lo)}–{fmt_hours(hi)}"
+
+
+def _regimes_text(est: Estimate) -> str:
+    about = _band_about(est) or {}
+    seen = dict.fromkeys(f"{r['regime']}: {r['cases']} cases from {r['sources']} sources"
+                         for r in about.get("by_phase", {}).values())
+    return "; ".join(seen)
+
+
+def _band_about(est: Estimate) -> dict | None:
+    from .uncertainty import load_band, regime_for
+    band = load_band()
+    if not band:
+        return None
+    regimes = {}
+    for p in est.phases:
+        if p.plan:
+            name = regime_for(band, p.plan.precision)
+            r = band["regimes"][name]
+            regimes[p.name] = {"regime": name, "cases": r["cases"], "sources": r["sources"],
+                               "p10_factor": r["p10"], "p90_factor": r["p90"]}
+    return {"what": "p10–p90 of the model's own error: held-out (leave-one-source-out) errors of the "
+                    "validation set, every source weighed the same (costsim/uncertainty.py)",
+            "by_phase": regimes}
 
 
 def _simulation_dict(est: Estimate) -> dict | None:
@@ -103,7 +200,27 @@ def _simulation_dict(est: Estimate) -> dict | None:
     reported = sum(p.gpu_hours for p in est.phases if p.reported)
     out["gpu_hours_with_reported_phases"] = {k: num(v + reported) for k, v in out["gpu_hours"].items()}
     out["cost_usd"] = {k: num((v + reported) * est.usd_per_gpu_hour) for k, v in out["gpu_hours"].items()}
+    out["with_model_error"] = _simulation_with_model_error(est)
     return out
+
+
+def _simulation_with_model_error(est: Estimate) -> dict | None:
+    """p10/p90 of the failure Monte-Carlo combined with the model's own error (costsim/uncertainty.py)."""
+    from .uncertainty import combine, load_band
+    band = load_band()
+    phases = [(p.gpu_hours, p.plan.precision) for p in est.phases if not p.reported and p.plan]
+    hours = combine([r.gpu_hours for r in est.run.replicates], phases, band)
+    days = combine([r.wall_clock_s / 86400 for r in est.run.replicates], phases, band)
+    if hours is None or days is None:
+        return None
+    reported = [p for p in est.phases if p.reported]
+    rep_h, rep_d = sum(p.gpu_hours for p in reported), sum(p.wall_clock_days for p in reported)
+
+    def pair(lo_hi: tuple[float, float], add: float = 0.0, scale: float = 1.0) -> dict:
+        return {"p10": num((lo_hi[0] + add) * scale), "p90": num((lo_hi[1] + add) * scale)}
+    return {"gpu_hours": pair(hours), "gpu_hours_with_reported_phases": pair(hours, rep_h),
+            "wall_clock_days": pair(days), "wall_clock_days_with_reported_phases": pair(days, rep_d),
+            "cost_usd": pair(hours, rep_h, est.usd_per_gpu_hour)}
 
 
 def _model_dict(m: ModelSpec) -> dict:
@@ -153,7 +270,7 @@ def render_estimate(est: Estimate, console: Console) -> None:
     console.print(Text.assemble(
         (est.scenario, "bold"), f" — {m.name} ({fmt_si(m.total_params())} params, "
         f"{fmt_si(m.active_params())} active) on {est.num_gpus:,} × {est.hardware.name} "
-        f"at ${est.usd_per_gpu_hour:,.2f}/GPU-h"))
+        f"at ${est.usd_per_gpu_hour:,.2f}/GPU-h", (f" ({price_note(est)})", "dim")))
     for table in _phases_tables(est, console):
         console.print(table)
     for p in est.phases:
@@ -163,9 +280,28 @@ def render_estimate(est: Estimate, console: Console) -> None:
         ("\nTotal  ", "bold"), (f"{fmt_hours(est.gpu_hours)} GPU-h", "bold cyan"), " · ",
         (f"{fmt_days(est.wall_clock_days)} days", "bold"), " · ", (fmt_usd(est.cost_usd), "bold green"),
         " · ", f"{est.energy_mwh:,.0f} MWh"))
+    total = _total_band(phase_bands(est))
+    if total:
+        lo, hi = zip(total["gpu_hours"], total["wall_clock_days"], total["cost_usd"])
+        console.print(Text.assemble(
+            ("p10–p90 ", "bold"), f"{fmt_hours(lo[0])}–{fmt_hours(hi[0])} GPU-h · {fmt_days(lo[1])}–"
+            f"{fmt_days(hi[1])} days · {fmt_usd(lo[2])}–{fmt_usd(hi[2])}",
+            (f"  (the model's own error: held-out validation errors, {_regimes_text(est)})", "dim")))
     console.print(Text("efficiency (global): " + efficiency_line(est), style="dim"))
     if getattr(est, "run", None) is not None:
         console.print(_simulation_table(est))
+
+
+def price_note(est: Estimate) -> str:
+    """Where the price comes from: the scenario pins it (and keeps it when cluster.gpu changes), or the GPU's
+    profile brings its own."""
+    hw = est.hardware
+    if not getattr(est, "price_pinned", False):
+        return f"{hw.name}'s price, from its profile"
+    if math.isclose(hw.price_usd_per_gpu_hour, est.usd_per_gpu_hour):
+        return "set by the scenario's pricing.usd_per_gpu_hour"
+    return (f"set by the scenario's pricing.usd_per_gpu_hour, kept; {hw.name}'s own price is "
+            f"${hw.price_usd_per_gpu_hour:,.2f}: --set pricing.usd_per_gpu_hour={hw.price_usd_per_gpu_hour:g} to use it")
 
 
 def _simulation_table(est: Estimate) -> Group:
@@ -193,6 +329,12 @@ def _simulation_table(est: Estimate) -> Group:
     note = Text(f"job MTBF {d['job_mtbf_h']:,.1f} h · checkpoint every {d['checkpoint_interval_s'] / 60:,.0f} min,"
                 f" write {d['checkpoint_write_s']:,.0f} s · first-order analytic waste "
                 f"{d['analytic_waste_fraction']:.1%}", style="dim")
+    both = _simulation_with_model_error(est)
+    if both:
+        h, dd = both["gpu_hours"], both["wall_clock_days"]
+        note = Group(note, Text.assemble(
+            ("with the model's own error ", "bold"), f"p10–p90 {fmt_hours(h['p10'])}–{fmt_hours(h['p90'])} GPU-h · "
+            f"{fmt_days(dd['p10'])}–{fmt_days(dd['p90'])} days (simulated phases; failures × held-out error)"))
     return Group(Text(""), steps, Text(""), t, note)
 
 
@@ -204,16 +346,17 @@ def efficiency_line(est: Estimate) -> str:
     return " · ".join(parts)
 
 
+_BAND_COL = "GPU-h\np10–p90"
 _COST_COLS = ("tokens", "steps", "step\n(s)", "GPU-h", "days", "cost")
 _RATE_COLS = ("MFU", "model\nTFLOPS", "HW\nTFLOPS", "tokens/s")
 
 
 def _phases_tables(est: Estimate, console: Console) -> list[Table]:
     """One table of phases; two (costs, then rates) when one would not fit the terminal."""
-    whole = _phases_table(est, _COST_COLS + _RATE_COLS)
+    whole = _phases_table(est, _COST_COLS + (_BAND_COL,) + _RATE_COLS)
     if Measurement.get(console, console.options.update_width(10_000), whole).maximum <= console.width:
         return [whole]
-    return [_phases_table(est, _COST_COLS), _phases_table(est, ("phase",) + _RATE_COLS)]
+    return [_phases_table(est, _COST_COLS), _phases_table(est, ("phase", _BAND_COL) + _RATE_COLS)]
 
 
 def _phases_table(est: Estimate, columns: tuple[str, ...]) -> Table:
@@ -225,13 +368,14 @@ def _phases_table(est: Estimate, columns: tuple[str, ...]) -> Table:
     for head in columns:
         if head != "phase":
             t.add_column(head, justify="right", no_wrap=True)
-    for p in est.phases:
-        t.add_row(p.name, *(_phase_cells(p)[c] for c in columns if c != "phase"))
-    if "cost" in columns:
+    bands = phase_bands(est) if _BAND_COL in columns else [None] * len(est.phases)
+    for p, b in zip(est.phases, bands):
+        t.add_row(p.name, *((_phase_cells(p) | {_BAND_COL: _band_cell(b)})[c] for c in columns if c != "phase"))
+    if "cost" in columns or _BAND_COL in columns:
         t.add_section()
         bold = {"GPU-h": fmt_hours(est.gpu_hours), "days": fmt_days(est.wall_clock_days),
-                "cost": fmt_usd(est.cost_usd)}
-        t.add_row(Text("total", style="bold"), *(Text(bold.get(c, ""), style="bold") for c in columns))
+                "cost": fmt_usd(est.cost_usd), _BAND_COL: _band_cell(_total_band(bands))}
+        t.add_row(Text("total", style="bold"), *(Text(bold.get(c, ""), style="bold") for c in columns if c != "phase"))
     return t
 
 
@@ -336,19 +480,44 @@ def _memory_table(mem) -> Table | None:
 
 # ---- profiles ----
 
-def profiles_table(profiles: Iterable[HardwareProfile]) -> Table:
-    t = Table(title="hardware profiles", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    t.add_column("name", no_wrap=True, style="bold")
-    for head in ("BF16\nTFLOPS", "FP8\nTFLOPS", "HBM\nGiB", "NVLink a2a\nbusbw GB/s", "net a2a\nbusbw GB/s",
-                 "$/GPU-h"):
-        t.add_column(head, justify="right")
-    t.add_column("description")
+def profiles_table(profiles: Iterable[HardwareProfile], width: int | None = None) -> Table | Group:
+    """One line per profile at any width (`width`: the terminal's by default). Descriptions are cut to what is
+    left (`costsim profiles --show NAME` prints one whole); where the numbers leave too little room (80
+    columns), the descriptions follow in a table of their own."""
+    profiles = list(profiles)
+    console = Console(width=width) if width else Console()
+
+    def cut(text: str, room: int) -> str:
+        return text if len(text) <= room else text[: max(room - 1, 1)].rstrip() + "…"
+
+    def table(room: int | None) -> Table:
+        t = Table(title="hardware profiles", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        t.add_column("name", no_wrap=True, style="bold")
+        for head in ("BF16\nTFLOPS", "FP8\nTFLOPS", "HBM\nGiB", "NVLink\na2a GB/s", "net\na2a GB/s", "$ per\nGPU-h"):
+            t.add_column(head, justify="right", no_wrap=True)
+        if room is not None:
+            t.add_column("description", no_wrap=True)
+        for p in profiles:
+            fp8 = p.peak_flops.get("fp8")
+            row = [p.name, f"{p.peak_flops['bf16'] / 1e12:,.0f}", f"{fp8 / 1e12:,.0f}" if fp8 else "—",
+                   f"{p.hbm_capacity_bytes / 2**30:,.0f}", f"{p.nvlink_busbw['all_to_all'] / 1e9:,.0f}",
+                   f"{p.net_busbw['all_to_all'] / 1e9:,.0f}", f"{p.price_usd_per_gpu_hour:.2f}"]
+            t.add_row(*row, *([cut(p.description, room)] if room is not None else []))
+        return t
+
+    def measure(t: Table) -> int:
+        return Measurement.get(console, console.options.update_width(10_000), t).maximum
+
+    room = console.width - measure(table(None)) - 3
+    if room >= 30:
+        return table(room)
+    names = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    names.add_column("name", no_wrap=True, style="bold")
+    names.add_column("description", no_wrap=True)
+    room = console.width - max(len(p.name) for p in profiles) - 6   # the name column, padding and edges
     for p in profiles:
-        fp8 = p.peak_flops.get("fp8")
-        t.add_row(p.name, f"{p.peak_flops['bf16'] / 1e12:,.0f}", f"{fp8 / 1e12:,.0f}" if fp8 else "—",
-                  f"{p.hbm_capacity_bytes / 2**30:,.0f}", f"{p.nvlink_busbw['all_to_all'] / 1e9:,.0f}",
-                  f"{p.net_busbw['all_to_all'] / 1e9:,.0f}", f"{p.price_usd_per_gpu_hour:.2f}", p.description)
-    return t
+        names.add_row(p.name, cut(p.description, max(room, 12)))
+    return Group(table(None), names)
 
 
 def models_table(models: Iterable[ModelSpec]) -> Table:

@@ -20,7 +20,7 @@ When each piece runs (the exposure itself is in schedule.py):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .kernels import hw_row, op_seconds
 from .memory import GRAD_BYTES, MASTER_BYTES, MOMENT_BYTES, WEIGHT_BYTES, gpu_params
@@ -101,32 +101,49 @@ def dp_and_optimizer(model, hw, plan, eff, chunk_units, per_rank, sc) -> list[Ra
     out = []
     for chs in per_rank:
         units = [u for c in chs for u in chunk_units[c]]
-        params = gpu_params(model, plan, units)
-        b = _Builder(model, plan, "dp")
-        grad, gather, z3 = _rank_ops(b, params.dense, params.expert)
-        dense_dp = plan.dp * plan.cp
-        expert_dp = max(1, plan.tp * plan.cp * plan.dp // (plan.ep * plan.etp))
-        z = plan.zero_stage
-        sharded = lambda n, size: n / min(size, plan.zero_shard_size or size)  # noqa: E731
-        local = (sharded(params.dense, dense_dp) + sharded(params.expert, expert_dp)
-                 if z >= 1 else params.dense + params.expert)
-        grad_buffer = local if z >= 2 else params.dense + params.expert
-        update_bytes = local * (GRAD_NORM_BYTES + CLIP_BYTES + adam_bytes(moment) + MASTER_COPY_BYTES)
-        update_bytes += grad_buffer * GRAD_BYTES          # zero the gradient buffer for the next step
-        update = Op("optimizer.step", "dp", "O", MEM, bytes=update_bytes, launches=OPTIMIZER_LAUNCHES)
-        ops = grad + gather + z3 + [update]
-        secs = op_seconds(OpTable(ops).arrays(), row).tolist()
-        t = dict(zip(map(id, ops), secs))
-        layers = max(1, sum(1 for u in units if u in LAYER_UNITS))
-        if z == 3:
-            pieces = layers
-        else:
-            pieces = max(1, math.ceil((params.dense + params.expert)
-                                      / max(BUCKET_PARAMS, 1e6 * plan.dp * plan.cp)))
-        zero: dict[tuple[str, str], float] = {}
-        for o in z3:
-            zero[(o.pass_, "zero")] = zero.get((o.pass_, "zero"), 0.0) + t[id(o)]
-        out.append(RankStep(grad=sum(t[id(o)] for o in grad), grad_pieces=pieces,
-                            gather=sum(t[id(o)] for o in gather), gather_pieces=pieces,
-                            update=t[id(update)], zero=zero, zero_pieces=layers))
+        # memoised on what a rank's step reads (`costsim search` costs many plans that share it)
+        key = (model, hw, eff.compute_derate, eff.kernel_overhead_s, moment, tuple(units), plan.tp, plan.cp,
+               plan.dp, plan.ep, plan.etp, plan.pp, plan.zero_stage, plan.zero_shard_size, plan.zero3_gather_once,
+               plan.gpus_per_node)
+        hit = _RANK_STEPS.get(key)
+        if hit is None:
+            if len(_RANK_STEPS) > 100_000:
+                _RANK_STEPS.clear()
+            hit = _RANK_STEPS[key] = _rank_step(model, plan, row, moment, units)
+        out.append(replace(hit, zero=dict(hit.zero)))
     return out
+
+
+_RANK_STEPS: dict[tuple, RankStep] = {}
+
+
+def _rank_step(model, plan, row, moment, units) -> RankStep:
+    """One rank's gradient reduction, parameter gathers, ZeRO-3 per-micro-batch comm and optimizer update."""
+    params = gpu_params(model, plan, units)
+    b = _Builder(model, plan, "dp")
+    grad, gather, z3 = _rank_ops(b, params.dense, params.expert)
+    dense_dp = plan.dp * plan.cp
+    expert_dp = max(1, plan.tp * plan.cp * plan.dp // (plan.ep * plan.etp))
+    z = plan.zero_stage
+    sharded = lambda n, size: n / min(size, plan.zero_shard_size or size)  # noqa: E731
+    local = (sharded(params.dense, dense_dp) + sharded(params.expert, expert_dp)
+             if z >= 1 else params.dense + params.expert)
+    grad_buffer = local if z >= 2 else params.dense + params.expert
+    update_bytes = local * (GRAD_NORM_BYTES + CLIP_BYTES + adam_bytes(moment) + MASTER_COPY_BYTES)
+    update_bytes += grad_buffer * GRAD_BYTES          # zero the gradient buffer for the next step
+    update = Op("optimizer.step", "dp", "O", MEM, bytes=update_bytes, launches=OPTIMIZER_LAUNCHES)
+    ops = grad + gather + z3 + [update]
+    secs = op_seconds(OpTable(ops).arrays(), row).tolist()
+    t = dict(zip(map(id, ops), secs))
+    layers = max(1, sum(1 for u in units if u in LAYER_UNITS))
+    if z == 3:
+        pieces = layers
+    else:
+        pieces = max(1, math.ceil((params.dense + params.expert)
+                                  / max(BUCKET_PARAMS, 1e6 * plan.dp * plan.cp)))
+    zero: dict[tuple[str, str], float] = {}
+    for o in z3:
+        zero[(o.pass_, "zero")] = zero.get((o.pass_, "zero"), 0.0) + t[id(o)]
+    return RankStep(grad=sum(t[id(o)] for o in grad), grad_pieces=pieces,
+                    gather=sum(t[id(o)] for o in gather), gather_pieces=pieces,
+                    update=t[id(update)], zero=zero, zero_pieces=layers)

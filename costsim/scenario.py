@@ -7,17 +7,32 @@ Phases inherit `precision`, `seq_len` and `global_batch_size` from the phase bef
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ScenarioError
+from .safe_load import LoadError, clip, load_yaml, parse_yaml, short
 from .sim.reliability import Reliability
+from .search.space import SearchSpace
 
 Precision = Literal["bf16", "fp8"]
 Schedule = Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]
 Recompute = Literal["none", "selective", "full"]
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is a boolean; expected a number")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]          # YAML true/false are not 1/0 here
+Float = Annotated[float, BeforeValidator(_no_bool)]
+MAX_SIZE = 1_000_000            # any parallel size
+MAX_TOKENS = 1e17               # ~7,000 × DeepSeek-V3's 14.8T
+MAX_STEPS = 1_000_000_000       # a phase's steps, given or derived from its tokens
+MAX_PHASES = 32
 
 
 class _Strict(BaseModel):
@@ -26,35 +41,48 @@ class _Strict(BaseModel):
 
 class Cluster(_Strict):
     gpu: str = Field(description="hardware profile name (see `costsim profiles`) or path to a profile YAML")
-    num_gpus: int = Field(gt=0)
-    gpus_per_node: int | None = Field(default=None, gt=0, description="defaults to the profile's value")
-    network_gbps_per_gpu: float | None = Field(
-        default=None, gt=0, le=1e5, description="scale-out line rate per GPU in Gb/s (e.g. 1600 Gb/s RoCE per "
+    num_gpus: Int = Field(gt=0, le=10_000_000, description="GPUs in the job (tp·pp·cp·dp)")
+    gpus_per_node: Int | None = Field(default=None, gt=0, le=1024, description="defaults to the profile's value; "
+                                      "must divide num_gpus (or exceed it: one partial node)")
+    network_gbps_per_gpu: Float | None = Field(
+        default=None, ge=1e-3, le=1e5, description="scale-out line rate per GPU in Gb/s (e.g. 1600 Gb/s RoCE per "
         "8-GPU node = 200); scales the profile's inter-node bandwidths; default: the profile's network")
+
+    @model_validator(mode="after")
+    def _whole_nodes(self) -> "Cluster":
+        n, per = self.num_gpus, self.gpus_per_node
+        if per is not None and n > per and n % per:
+            raise ValueError(f"gpus_per_node={per} does not divide num_gpus={n} (whole nodes, or one partial "
+                             "node when num_gpus < gpus_per_node)")
+        return self
 
 
 class Parallelism(_Strict):
-    tp: int = Field(default=1, gt=0, description="tensor parallel size")
-    pp: int = Field(default=1, gt=0, description="pipeline parallel size (stages)")
-    ep: int = Field(default=1, gt=0, description="expert parallel size (carved out of data parallel)")
-    cp: int = Field(default=1, gt=0, description="context parallel size")
-    dp: int | None = Field(default=None, gt=0, description="derived as num_gpus/(tp·pp·cp); checked if given")
-    sequence_parallel: bool = False
-    zero_stage: Literal[0, 1, 2, 3] = 1
-    schedule: Schedule = "1f1b"
-    virtual_stages: int = Field(default=1, gt=0, description="model chunks per device (interleaved)")
-    micro_batch_size: int = Field(default=1, gt=0, description="sequences per micro-batch")
-    recompute: Recompute = "selective"
+    tp: Int = Field(default=1, gt=0, le=MAX_SIZE, description="tensor parallel size")
+    pp: Int = Field(default=1, gt=0, le=MAX_SIZE, description="pipeline parallel size (stages)")
+    ep: Int = Field(default=1, gt=0, le=MAX_SIZE, description="expert parallel size (carved out of data parallel)")
+    cp: Int = Field(default=1, gt=0, le=MAX_SIZE, description="context parallel size")
+    dp: Int | None = Field(default=None, gt=0, le=MAX_SIZE, description="derived as num_gpus/(tp·pp·cp); checked if given")
+    sequence_parallel: bool = Field(default=False, description="Megatron sequence parallelism: norm and dropout "
+                                    "activations sharded over the TP group")
+    zero_stage: Literal[0, 1, 2, 3] = Field(default=1, description="ZeRO: 0 none, 1 optimizer states sharded over DP, "
+                                            "2 also gradients, 3 also parameters (FSDP)")
+    schedule: Schedule = Field(default="1f1b", description="pipeline schedule: 1f1b, interleaved (virtual_stages "
+                               "chunks per device), zero-bubble (ZB-H1), dualpipe")
+    virtual_stages: Int = Field(default=1, gt=0, le=MAX_SIZE, description="model chunks per device (interleaved)")
+    micro_batch_size: Int = Field(default=1, gt=0, le=MAX_SIZE, description="sequences per micro-batch")
+    recompute: Recompute = Field(default="selective", description="activation recomputation: none, selective "
+                                 "(attention core, Korthikanti et al. 2022), full (recompute_fraction of the layers)")
     # Additions beyond the issue's pinned keys:
     attention: Literal["flash", "flash2", "unfused"] = Field(
         default="flash", description="flash: the profile's fused attention kernel (FlashAttention-3 class on "
         "Hopper: cuDNN/TE, FA3); flash2: FlashAttention-2 (PyTorch SDPA, flash-attn 2), where the profile gives "
         "its curve; unfused: QK^T/softmax/AV as separate kernels")
     tp_comm_overlap: bool = Field(default=False, description="TP collectives overlapped with GEMMs")
-    comm_sms: int = Field(default=0, ge=0, description="SMs reserved for communication kernels (DeepSeek: 20)")
+    comm_sms: Int = Field(default=0, ge=0, le=1024, description="SMs reserved for communication kernels (DeepSeek: 20)")
     stage_layout: Literal["uniform", "balanced"] = Field(
         default="uniform", description="uniform: equal layer counts per stage; balanced: min-max stage time")
-    etp: int = Field(default=1, gt=0, description="expert tensor parallel size (Megatron-Core MoE parallel "
+    etp: Int = Field(default=1, gt=0, le=MAX_SIZE, description="expert tensor parallel size (Megatron-Core MoE parallel "
                      "folding): experts split over etp ranks; ep·etp must divide tp·cp·dp of a stage")
     ep_comm_overlap: bool = Field(default=False, description="EP all-to-all overlapped with the other "
                                   "micro-batch's compute outside DualPipe (Megatron-Core --overlap-moe-expert-"
@@ -63,13 +91,13 @@ class Parallelism(_Strict):
                                   "with the last backward, ZeRO parameter gathers with the next forward "
                                   "(Megatron-Core --overlap-grad-reduce/--overlap-param-gather, DDP and FSDP "
                                   "defaults); false: both run after the backward")
-    zero_shard_size: int | None = Field(default=None, gt=0, description="ZeRO/FSDP shard group size in "
+    zero_shard_size: Int | None = Field(default=None, gt=0, le=MAX_SIZE, description="ZeRO/FSDP shard group size in "
                                         "data-parallel ranks; smaller than dp·cp = HSDP (shard inside a group, "
                                         "replicate across groups); default: all dp·cp ranks")
     zero3_gather_once: bool = Field(default=False, description="ZeRO-3/FSDP: gather parameters once per step "
                                     "and keep them across micro-batches (more memory) instead of re-gathering "
                                     "every micro-batch")
-    recompute_fraction: float = Field(default=1.0, gt=0, le=1, description="share of layers recomputed under "
+    recompute_fraction: Float = Field(default=1.0, gt=0, le=1, description="share of layers recomputed under "
                                       "recompute: full (Megatron --recompute-num-layers; torchtitan "
                                       "selective-layer AC every k-th layer = 1/k)")
 
@@ -78,17 +106,22 @@ Fp8Recipe = Literal["delayed", "current", "rowwise", "blockwise"]
 
 
 class Phase(_Strict):
-    name: str
-    precision: Precision | None = None
+    name: str = Field(min_length=1, max_length=200,
+                      description="phase name, shown in the output (and `costsim timeline --phase`)")
+    precision: Precision | None = Field(default=None, description="bf16 or fp8 GEMMs; default: the phase before's "
+                                       "(the first phase: bf16)")
     fp8_recipe: Fp8Recipe | None = Field(
         default=None, description="FP8 scaling: delayed (Transformer Engine per-tensor, amax history; the "
         "default), current (per-tensor, this step's amax), rowwise (per-row, torchao), blockwise (DeepSeek-V3 "
         "1x128 activations / 128x128 weights); inherited from the phase before")
-    seq_len: int | None = Field(default=None, gt=0)
-    global_batch_size: int | None = Field(default=None, gt=0, description="sequences per step")
-    tokens: float | None = Field(default=None, gt=0)
-    steps: int | None = Field(default=None, gt=0)
-    gpu_hours: float | None = Field(default=None, ge=0, description="a reported figure, shown as given")
+    seq_len: Int | None = Field(default=None, gt=0, le=100_000_000, description="tokens per sequence; default: the "
+                                "phase before's")
+    global_batch_size: Int | None = Field(default=None, gt=0, le=1_000_000_000, description="sequences per step")
+    tokens: Float | None = Field(default=None, gt=0, le=MAX_TOKENS, allow_inf_nan=False,
+                                 description="training tokens of the phase (or give steps)")
+    steps: Int | None = Field(default=None, gt=0, le=MAX_STEPS, description="optimizer steps of the phase (or give "
+                              "tokens)")
+    gpu_hours: Float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False, description="a reported figure, shown as given")
     parallelism: dict[str, Any] | None = Field(default=None, description="overrides of scenario parallelism")
 
     @model_validator(mode="after")
@@ -96,106 +129,159 @@ class Phase(_Strict):
         given = [k for k in ("tokens", "steps", "gpu_hours") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of tokens, steps, gpu_hours (got {', '.join(given) or 'none'})")
+        if self.gpu_hours is not None:
+            other = [k for k in self.model_fields_set if k not in ("name", "gpu_hours")]
+            if other:
+                raise ValueError(f"a reported phase (gpu_hours) takes only name and gpu_hours; remove "
+                                 f"{', '.join(sorted(other))}")
         return self
 
 
 class Pricing(_Strict):
-    usd_per_gpu_hour: float | None = Field(default=None, gt=0, description="defaults to the profile's price")
-    pue: float = Field(default=1.2, ge=1.0, description="power usage effectiveness for energy (assumption)")
+    usd_per_gpu_hour: Float | None = Field(default=None, gt=0, le=10_000, allow_inf_nan=False, description="defaults to the profile's price")
+    pue: Float = Field(default=1.2, ge=1.0, le=10, allow_inf_nan=False, description="power usage effectiveness for energy (assumption)")
 
 
 class Optimizer(_Strict):
-    moment_dtype: Literal["fp32", "bf16"] = "fp32"
+    moment_dtype: Literal["fp32", "bf16"] = Field(default="fp32", description="dtype of the Adam moments (DeepSeek-V3: "
+                                                  "bf16)")
 
 
 class Moe(_Strict):
     """Routing as the cost model sees it."""
-    load_imbalance: float | None = Field(default=None, ge=1, le=64, description="max/mean routed tokens per EP "
+    load_imbalance: Float | None = Field(default=None, ge=1, le=64, description="max/mean routed tokens per EP "
                                          "rank in one micro-batch; default: the statistical floor of balanced "
                                          "routing (costsim/moe_balance.py)")
-    capacity_factor: float | None = Field(default=None, gt=0, le=64, description="token-dropping capacity "
+    capacity_factor: Float | None = Field(default=None, gt=0, le=64, description="token-dropping capacity "
                                           "factor (caps each expert at this × mean); default: dropless")
 
 
 class Efficiency(_Strict):
     """Global parameters fitted on the public set (costsim/fitted.json); override here for what-ifs."""
-    compute_derate: float | None = Field(default=None, gt=0, le=1)
-    kernel_overhead_us: float | None = Field(default=None, ge=0)
-    overlap_efficiency: float | None = Field(default=None, ge=0, le=1, description="former parameter: "
+    compute_derate: Float | None = Field(default=None, ge=0.01, le=1, description="sustained tensor-core rate in a "
+                                         "step ÷ microbenchmark; default: the fitted value")
+    kernel_overhead_us: Float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False,
+                                             description="launch and framework time per kernel on the critical "
+                                             "path, µs (not fitted: 0 by default)")
+    overlap_efficiency: Float | None = Field(default=None, ge=0, le=1, description="former parameter: "
                                              "share of overlapped communication that hides; sets "
                                              "overlap_slowdown = 1 − this")
-    overlap_slowdown: float | None = Field(default=None, ge=0, le=1, description="fraction of compute throughput "
+    overlap_slowdown: Float | None = Field(default=None, ge=0, le=1, description="fraction of compute throughput "
                                            "lost while a communication kernel runs beside it")
 
 
 class Scenario(_Strict):
-    name: str
-    model: str | dict[str, Any]
-    cluster: Cluster
-    parallelism: Parallelism = Parallelism()
-    phases: list[Phase] = Field(min_length=1)
-    pricing: Pricing = Pricing()
-    optimizer: Optimizer = Optimizer()
-    moe: Moe = Moe()
-    efficiency: Efficiency = Efficiency()
-    reliability: Reliability = Reliability()
+    name: str = Field(max_length=200, description="scenario name, shown in the output")
+    model: str | dict[str, Any] = Field(description="a built-in model name (`costsim profiles`), "
+                                        "{hf_config: path/to/config.json}, or an inline mapping of Hugging Face "
+                                        "config keys")
+    cluster: Cluster = Field(description="the GPUs: profile, count, GPUs per node, network")
+    parallelism: Parallelism = Field(default=Parallelism(), description="the parallel plan; a phase's "
+                                     "`parallelism` overrides the fields it names")
+    phases: list[Phase] = Field(min_length=1, max_length=MAX_PHASES, description="training phases in order, each "
+                                "with tokens, steps or a reported gpu_hours")
+    pricing: Pricing = Field(default=Pricing(), description="price per GPU-hour (default: the GPU profile's) and PUE")
+    optimizer: Optimizer = Field(default=Optimizer(), description="optimizer state precision")
+    moe: Moe = Field(default=Moe(), description="MoE routing: load imbalance, capacity factor")
+    efficiency: Efficiency = Field(default=Efficiency(), description="overrides of the global fitted parameters "
+                                   "(costsim/fitted.json), for what-ifs")
+    reliability: Reliability = Field(default=Reliability(), description="failures, checkpoints and restarts for "
+                                     "--simulate (defaults: costsim/sim/reliability.py)")
+    search: SearchSpace | None = Field(default=None, description="plan space for `costsim search` (each key a "
+                                       "value or a list; omitted keys take defaults)")
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_kind(cls, value: Any) -> Any:
+        if not isinstance(value, (str, dict)):
+            raise ValueError(f"expected a built-in name (see `costsim profiles`), {{hf_config: path}} or a mapping "
+                             f"of Hugging Face config keys; got {short(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_phase_names(self) -> "Scenario":
+        seen: dict[str, int] = {}
+        for i, ph in enumerate(self.phases):
+            if ph.name in seen:
+                raise ValueError(f"phases[{i}].name: '{clip(ph.name, 40)}' repeats phases[{seen[ph.name]}].name; "
+                                 "phase names must be unique")
+            seen[ph.name] = i
+        return self
 
 
 def _loc(err: dict) -> str:
     parts = [str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after"))]
-    return ".".join(parts) or "scenario"
+    return clip(".".join(parts), 120) or "scenario"
 
 
 def one_line(exc: ValidationError, prefix: str = "") -> str:
     """First pydantic error as 'field.path: message' (the CLI shows one line)."""
-    err = exc.errors()[0]
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
+        missing = [str(e["loc"][-1]) for e in errors
+                   if e["type"] == "missing" and tuple(e["loc"][:-1]) == tuple(err["loc"][:-1])]
+        msg = "unknown key" + (f" (and {', '.join(missing)} is missing: a misspelling?)" if missing else "")
     loc = _loc(err)
     return f"{prefix}{loc}: {msg}"
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply `a.b.c=value` overrides (value parsed as YAML) to a raw scenario mapping."""
+    if len(overrides) > MAX_OVERRIDES:
+        raise ScenarioError(f"--set: {len(overrides)} overrides; the limit is {MAX_OVERRIDES}")
     for item in overrides:
         if "=" not in item:
-            raise ScenarioError(f"--set {item}: expected key=value, e.g. parallelism.pp=8")
+            raise ScenarioError(f"--set {clip(item, 60)}: expected key=value, e.g. parallelism.pp=8")
         key, value = item.split("=", 1)
+        shown = clip(key, 60)
         path = key.strip().split(".")
+        if not all(part.strip() for part in path):
+            raise ScenarioError(f"--set {shown}={clip(value, 30)}: empty key name; expected key=value, "
+                                "e.g. parallelism.pp=8")
         node = raw
         for part in path[:-1]:
             if isinstance(node, list):
-                node = node[_index(part, key)]
+                node = node[_index(part, key, len(node))]
             else:
                 node = node.setdefault(part, {})
             if not isinstance(node, (dict, list)):
-                raise ScenarioError(f"--set {key}: '{part}' is not a mapping")
+                raise ScenarioError(f"--set {shown}: '{clip(part, 40)}' is not a mapping")
         leaf = path[-1]
-        parsed = yaml.safe_load(value)
+        try:
+            parsed = parse_yaml(value, f"--set {shown}")
+        except LoadError as exc:
+            raise ScenarioError(str(exc)) from None
         if isinstance(node, list):
-            node[_index(leaf, key)] = parsed
+            node[_index(leaf, key, len(node))] = parsed
         else:
             node[leaf] = parsed
     return raw
 
 
-def _index(part: str, key: str) -> int:
+MAX_OVERRIDES = 100
+
+
+def _index(part: str, key: str, length: int) -> int:
+    shown = clip(key, 60)
     try:
-        return int(part)
+        i = int(part)
     except ValueError:
-        raise ScenarioError(f"--set {key}: '{part}' must be a list index") from None
+        raise ScenarioError(f"--set {shown}: '{clip(part, 40)}' must be a list index") from None
+    if not 0 <= i < length:
+        raise ScenarioError(f"--set {shown}: index {i} out of range (the list has {length} entries: "
+                            f"0…{length - 1})")
+    return i
 
 
 def read_yaml(path: Path) -> dict:
-    if not path.is_file():
+    if not path.exists():
         raise ScenarioError(f"{path}: file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ScenarioError(f"{path}: not valid YAML{where}") from None
+        raw = load_yaml(path, "scenario file")
+    except LoadError as exc:
+        raise ScenarioError(str(exc)) from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: expected a mapping of scenario keys at the top level")
     return raw

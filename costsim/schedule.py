@@ -35,13 +35,19 @@ class StageCost:
     _DICTS: ClassVar = ("comm", "comm_net_bytes", "comm_nvl_bytes", "comm_net_s", "comm_nvl_s")
 
     def __add__(self, o: "StageCost") -> "StageCost":
-        out = {k: getattr(self, k) + getattr(o, k) for k in self._FLOATS}
-        for name in self._DICTS:
-            d = dict(getattr(self, name))
-            for key, v in getattr(o, name).items():
+        # spelled out (no getattr loops): `costsim search` adds many of these; the same sums, term by term
+        def merged(a: dict, b: dict) -> dict:
+            d = dict(a)
+            for key, v in b.items():
                 d[key] = d.get(key, 0.0) + v
-            out[name] = d
-        return StageCost(**out)
+            return d
+
+        return StageCost(self.f + o.f, self.b + o.b, self.w + o.w, self.attn_f + o.attn_f,
+                         self.attn_b + o.attn_b, merged(self.comm, o.comm), self.model_flops + o.model_flops,
+                         self.hw_flops + o.hw_flops, self.nvlink_busy + o.nvlink_busy,
+                         self.network_busy + o.network_busy, merged(self.comm_net_bytes, o.comm_net_bytes),
+                         merged(self.comm_nvl_bytes, o.comm_nvl_bytes), merged(self.comm_net_s, o.comm_net_s),
+                         merged(self.comm_nvl_s, o.comm_nvl_s))
 
     def scaled(self, k: float) -> "StageCost":
         out = {name: getattr(self, name) * k for name in self._FLOATS}

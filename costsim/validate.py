@@ -20,9 +20,10 @@ import yaml
 from .efficiency import Efficiency
 from .errors import PlanError
 from .estimate import Estimate, estimate
+from .paths import scenarios_dir
 from .scenario import parse_scenario
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIOS = scenarios_dir()   # the checkout's scenarios/ or the installed copy (costsim/paths.py)
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,17 @@ def test_flash2_uses_the_fa2_curve_for_both_passes():
     assert list(fa3[P_ATT_F:P_ATT_F + n]) == list(h100.attn_fwd_flops)
     a100 = load_profile("a100-sxm-80gb")                      # no separate FA2 curve: its flash curve is FA2
     assert list(hw_row(a100, attention="flash2")) == list(hw_row(a100))
+
+
+@pytest.mark.parametrize("par, message", [
+    ({"zero_stage": 3, "zero_shard_size": 3}, "zero_shard_size=3 does not divide dp·cp = 8·1 = 8"),
+    ({"zero_stage": 0, "zero_shard_size": 4}, "zero_shard_size=4 needs zero_stage ≥ 1"),
+    ({"recompute": "selective", "recompute_fraction": 0.5}, "recompute_fraction=0.5 applies to recompute: full"),
+    ({"zero_stage": 1, "zero3_gather_once": True}, "zero3_gather_once needs zero_stage 3"),
+])
+def test_new_plan_keys_are_checked(par, message):
+    sc = parse_scenario({"name": "c", "model": "llama3.1-8b", "cluster": {"gpu": "h100-sxm", "num_gpus": 8},
+                         "parallelism": {"recompute": "full", **par},
+                         "phases": [{"name": "p", "seq_len": 4096, "global_batch_size": 8, "steps": 1}]})
+    with pytest.raises(PlanError, match=message.replace("·", ".").replace("(", r"\(")):
+        estimate(sc)

@@ -182,9 +182,11 @@ def test_mixtral_style_moe_defaults():
 # ---- validation messages ----
 
 def test_strict_inline_rejects_unknown_key():
-    with pytest.raises(ValueError, match=r"^model\.hiden_size: unknown model key; known keys: .*hidden_size"):
+    with pytest.raises(ValueError, match=r"^model\.hiden_size: unknown model key \(did you mean hidden_size\?\)"):
         from_hf_config({**LLAMA_8B_INLINE, "hiden_size": 4096}, "x", strict=True)
-    from_hf_config({**LLAMA_8B_INLINE, "hiden_size": 4096, "rope_theta": 5e5}, "x")  # not strict: ignored
+    # one reader for every route: not strict is no longer lenient
+    with pytest.raises(ValueError, match=r"^model\.hiden_size: unknown model key"):
+        from_hf_config({**LLAMA_8B_INLINE, "hiden_size": 4096, "rope_theta": 5e5}, "x")
     assert "num_hidden_layers" in KNOWN_KEYS
 
 
@@ -254,8 +256,7 @@ def test_resolve_builtin_name(tmp_path):
 def test_resolve_hf_config_file_relative(tmp_path):
     folder = tmp_path / "my-llama"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({**LLAMA_8B_INLINE, "torch_dtype": "bfloat16",
-                                                    "some_new_hf_key": 1}))
+    (folder / "config.json").write_text(json.dumps({**LLAMA_8B_INLINE, "torch_dtype": "bfloat16"}))
     spec = resolve_model({"hf_config": "my-llama/config.json"}, tmp_path)
     assert spec.name == "my-llama" and spec.total_params() == load_builtin("llama3.1-8b").total_params()
     named = resolve_model({"hf_config": str(folder / "config.json"), "name": "L8"}, tmp_path / "elsewhere")
@@ -269,7 +270,7 @@ def test_hf_config_file_errors(tmp_path):
         resolve_model({"hf_config": "nope.json"}, tmp_path)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match=r"^model\.hf_config: .*bad\.json is not valid JSON"):
+    with pytest.raises(ValueError, match=r"^model\.hf_config: .*bad\.json: not valid JSON"):
         load_hf_config_file(bad)
 
 

@@ -5,6 +5,6 @@ timed), `bench_*` (one family of microbenchmarks each), `run` (the pass with a p
 and `fit` (profile parameters from results), `profile_yaml` (writing a profile with provenance), `compare`
 (the cost kernel's prediction vs every measurement), `cli` (the `costsim calibrate` sub-app).
 
-PyTorch is an optional extra (`pip install 'costsim[calibrate]'`): only `run` and the `bench_*` modules use
+PyTorch is an optional extra (`pip install torch`, or `pip install -e '.[calibrate]'` in a checkout): only `run` and the `bench_*` modules use
 it, and they import it inside functions, so importing costsim never imports torch.
 """

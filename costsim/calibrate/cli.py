@@ -42,6 +42,8 @@ def run_cmd(
     start = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with user_errors():
+        from ..safe_write import check_target
+        check_target(output, "--output")      # before the benchmarks: an unwritable output fails at once
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("calibrating", total=None)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CostsimError
+from ..safe_load import clip
 from ..hardware import HardwareProfile, load_profile
 from ..kernels import MAX_ATT_POINTS
 from .fit_curves import fit_attention, fit_bandwidth, fit_collectives, fit_latency, rmse
@@ -119,6 +120,10 @@ def fit_profile(paths: list[str | Path], base: str) -> ProfileFit:
         t = sorted(e.time_us for e, _ in launches)[len(launches) // 2]
         out.notes.append(f"launch overhead {t:.2f} us per kernel (median of {len(launches)}); not a profile "
                          f"field: the global kernel_overhead_us is fitted by `costsim validate --fit`")
+    if not out.params:
+        names = clip(", ".join(str(p) for p in paths), 120)
+        raise FitError(f"{names}: no entries to fit (the results hold no gemm, memory, attention, collective or "
+                       "latency measurements); nothing written")
     _check(out)
     return out
 

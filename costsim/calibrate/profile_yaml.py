@@ -7,6 +7,7 @@ output is loaded back with costsim.hardware before it replaces anything, so a wr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -16,6 +17,8 @@ from pathlib import Path
 import yaml
 
 from ..hardware import HardwareProfile, load_profile
+from ..safe_load import short
+from ..safe_write import check_target, write_text
 from .fit import FitError, ProfileFit
 
 FIT_NOTE = ("# Fitted by `costsim calibrate fit` (calibration/README.md): a number whose source starts \"fit:\" "
@@ -46,7 +49,7 @@ def _comments(text: str) -> tuple[list[str], dict[str, str]]:
 
 def _num(v) -> str:
     if isinstance(v, bool):
-        raise FitError(f"profile value {v!r} is not a number")
+        raise FitError(f"profile value {short(v)} is not a number")
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return repr(v) if isinstance(v, float) else str(v)
@@ -117,17 +120,22 @@ def write_profile(fit: ProfileFit, out: str | Path, name: str | None = None) -> 
     description = base.description if name == base.name else \
         f"{base.description}; calibrated: " + "; ".join(dict.fromkeys(s.results.environment.summary for s in fit.sources))
     text = render_profile(fit, name, description)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".yaml", dir=out.parent)
+    if str(out) not in ("-", "") and not out.parent.exists():
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FitError(f"--output {out}: cannot create folder {out.parent} ({exc.strerror})") from None
+    check_target(out, "--output")
+    fd, tmp = tempfile.mkstemp(suffix=".yaml")     # validate by loading before anything is written
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         try:
-            load_profile(tmp)
+            hw = load_profile(tmp)
         except ValueError as exc:
             raise FitError(f"fitted profile is not valid: {exc}") from None
-        os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return load_profile(str(out))
+    write_text(out, text, what="--output")
+    return dataclasses.replace(hw, path=str(out))

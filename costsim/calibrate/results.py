@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import CostsimError
+from ..safe_load import short
 
 FORMAT = "costsim-calibration-results"
 VERSION = 1
@@ -168,7 +169,7 @@ def parse_results(raw: Any, where: str) -> Results:
         raise ResultsError(f"{where}: not a costsim calibration results file (expected a JSON object with "
                            f"\"format\": \"{FORMAT}\")")
     if raw.get("version") != VERSION:
-        raise ResultsError(f"{where}: results format version {raw.get('version')!r} is not supported; "
+        raise ResultsError(f"{where}: results format version {short(raw.get('version'))} is not supported; "
                            f"this costsim reads version {VERSION}")
     try:
         return Results.model_validate(raw)
@@ -182,15 +183,19 @@ def parse_results(raw: Any, where: str) -> Results:
 _UNION_TAGS = {"gemm", "memory", "attention", "collective", "latency", "launch"}
 
 
+MAX_RESULTS_BYTES = 16 << 20    # a full calibration run writes a few hundred KiB
+
+
 def load_results(path: str | Path) -> Results:
     """Read and validate a results file."""
+    from ..safe_load import LoadError, load_json
     path = Path(path)
+    if not path.exists():
+        raise ResultsError(f"{path}: results file not found")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: results file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot read results file: {' '.join(str(exc).split())}") from None
+        raw = load_json(path, "results file", max_bytes=MAX_RESULTS_BYTES)
+    except LoadError as exc:
+        raise ResultsError(f"cannot read results file: {exc}") from None
     return parse_results(raw, str(path))
 
 
@@ -214,6 +219,7 @@ def _ordered(entry: dict) -> dict:
 
 def save_results(raw: dict, path: str | Path) -> Results:
     """Validate `raw` and write it to `path`; returns the parsed results."""
+    from ..safe_write import write_text
     results = parse_results(raw, str(path))
-    Path(path).write_text(dump_results(results), encoding="utf-8")
+    write_text(path, dump_results(results), what="--output")
     return results

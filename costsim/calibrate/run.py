@@ -33,14 +33,15 @@ def import_torch():
     try:
         import torch
     except ImportError:
-        raise CalibrateError("calibrate run needs PyTorch: install costsim[calibrate] "
-                             "(pip install 'costsim[calibrate]')") from None
+        raise CalibrateError("calibrate run needs PyTorch, which is not installed: pip install torch (the "
+                             "CPU build: pip install torch --index-url https://download.pytorch.org/whl/cpu), or "
+                             "from a costsim checkout pip install -e '.[calibrate]'") from None
     return torch
 
 
 def resolve_device(torch, device: str) -> str:
     if device not in ("auto", "cpu", "cuda"):
-        raise CalibrateError(f"--device: expected cpu, cuda or auto, got {device!r}")
+        raise CalibrateError(f"--device: expected cpu, cuda or auto, got {device[:40]!r}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():

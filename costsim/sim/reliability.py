@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 # Llama 3 405B (arXiv 2407.21783 §3.3.4): 419 unexpected interruptions in 54 days on 16,384 H100.
@@ -29,32 +31,46 @@ DEFAULT_RESTART_S = 15 * 60.0
 # needs restart + half an interval ≲ 10 min per failure, i.e. faster storage and restarts than assumed here.
 
 
+MAX_REPLICATES = 1000
+
+
+def _no_bool(value):
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is a boolean; expected a number")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool)]
+
+
 class Reliability(BaseModel):
     """Failures, checkpoints, restarts and stragglers of a whole run (the scenario's `reliability:` block)."""
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    gpu_mtbf_hours: float = Field(
-        default=LLAMA3_GPU_MTBF_H, gt=0,
+    gpu_mtbf_hours: Float = Field(
+        default=LLAMA3_GPU_MTBF_H, ge=1e-3,
         description="mean time between unexpected failures per GPU, hours; default from Llama 3 "
                     "(419 in 54 days on 16,384 H100 ≈ 50,677 h); .inf switches failures off")
-    checkpoint_interval_s: float | None = Field(
-        default=None, gt=0, description="compute seconds between checkpoints; None = Daly's optimum")
-    checkpoint_write_gbps: float = Field(
-        default=DEFAULT_CHECKPOINT_WRITE_GBPS, gt=0, allow_inf_nan=False,
+    checkpoint_interval_s: Float | None = Field(
+        default=None, ge=1e-3, le=1e9, allow_inf_nan=False,
+        description="compute seconds between checkpoints; None = Daly's optimum")
+    checkpoint_write_gbps: Float = Field(
+        default=DEFAULT_CHECKPOINT_WRITE_GBPS, ge=1e-3, le=1e7, allow_inf_nan=False,
         description="aggregate storage write bandwidth for the job, GB/s (assumed 100; set yours)")
-    checkpoint_bytes: float | None = Field(
-        default=None, gt=0, allow_inf_nan=False,
+    checkpoint_bytes: Float | None = Field(
+        default=None, gt=0, le=1e18, allow_inf_nan=False,
         description="checkpoint size in bytes; None = BF16 weights + FP32 master + Adam moments of the model")
-    restart_s: float = Field(
-        default=DEFAULT_RESTART_S, ge=0, allow_inf_nan=False,
+    restart_s: Float = Field(
+        default=DEFAULT_RESTART_S, ge=0, le=1e7, allow_inf_nan=False,
         description="seconds from a failure to training again (assumed 900 s)")
-    straggler_fraction: float = Field(
-        default=0.0, ge=0, le=1, description="probability that a GPU is a straggler (per replicate)")
-    straggler_slowdown: float = Field(
-        default=1.0, ge=1, allow_inf_nan=False,
+    straggler_fraction: Float = Field(
+        default=0.0, ge=0, le=1, allow_inf_nan=False, description="probability that a GPU is a straggler (per replicate)")
+    straggler_slowdown: Float = Field(
+        default=1.0, ge=1, le=100, allow_inf_nan=False,
         description="step-time factor when at least one GPU straggles (the step waits for the slowest)")
-    replicates: int = Field(default=16, ge=1, description="Monte-Carlo replicates")
-    seed: int = Field(default=0, ge=0, description="seed of the Monte-Carlo replicates")
+    replicates: Int = Field(default=16, ge=1, le=MAX_REPLICATES, description="Monte-Carlo replicates")
+    seed: Int = Field(default=0, ge=0, le=2**63 - 1, description="seed of the Monte-Carlo replicates")
 
 
 def checkpoint_bytes_for(params: float, moment_dtype: str = "fp32") -> float:

@@ -28,6 +28,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 import simpy
 
+from ..errors import CostsimError
 from .reliability import Reliability, analytic_waste_fraction, daly_interval, job_mtbf_s
 
 
@@ -111,16 +112,60 @@ class _Tally:
     wall_clock_s: float = 0.0
 
 
-def _segment_ends(phases: list[RunPhase], tau_s: float, delta_s: float, slowdown: float) -> np.ndarray:
-    """Failure-free wall seconds at the end of each segment (compute + its checkpoint write); (n_segments,)."""
-    parts = []
+# Bounds that keep a hostile reliability block from hanging the simulation (events grow with failures).
+MAX_EXPECTED_FAILURES = 20_000      # per replicate; the shipped scenarios expect tens to hundreds
+MAX_FAILURE_EVENTS = 2_000_000      # replicates × expected failures: a few seconds of SimPy
+MAX_SEGMENTS = 10_000_000           # checkpoints in the run (one array entry each)
+
+
+class NoProgress(CostsimError):
+    """The run cannot finish in any useful simulated time: failures come faster than it checkpoints and restarts."""
+
+
+def _segments(phases: list[RunPhase], tau_s: float, slowdown: float) -> list[tuple[int, int, float]]:
+    """(steps per segment k, segment count, step seconds) per phase and remainder."""
+    out = []
     for ph in phases:
         step_s = ph.step_time_s * slowdown
-        k = ph.steps if math.isinf(tau_s) else min(ph.steps, max(1, round(tau_s / step_s)))
+        k = ph.steps if math.isinf(tau_s) else min(ph.steps, max(1, round(min(tau_s / step_s, 1e18))))
         n_full, rest = divmod(ph.steps, k)
-        parts.append(np.full(n_full, k * step_s + delta_s))
+        out.append((k, n_full, step_s))
         if rest:
-            parts.append(np.array([rest * step_s + delta_s]))
+            out.append((rest, 1, step_s))
+    return out
+
+
+def _check_progress(phases: list[RunPhase], tau_s: float, delta_s: float, mtbf_s: float, rel: Reliability,
+                    num_gpus: int, slowdown: float) -> float:
+    """Expected failures per replicate, Σ over segments (e^{L/M} − 1)·e^{R/M}; NoProgress past the bound."""
+    segs = _segments(phases, tau_s, slowdown)
+    count = sum(n for _, n, _ in segs)
+    if count > MAX_SEGMENTS:
+        raise NoProgress(f"reliability: the run has {count:,} checkpoints; the limit is {MAX_SEGMENTS:,} "
+                         "(raise checkpoint_interval_s or give fewer steps)")
+    if math.isinf(mtbf_s):
+        return 0.0
+    restart_factor = math.exp(min(rel.restart_s / mtbf_s, 700.0))
+    expected = 0.0
+    worst = max(segs, key=lambda s: s[0] * s[2])
+    for k, n, step_s in segs:
+        x = (k * step_s + delta_s) / mtbf_s
+        expected += n * (math.expm1(min(x, 700.0)) * restart_factor)
+    if expected > MAX_EXPECTED_FAILURES:
+        k, _, step_s = worst
+        raise NoProgress(
+            f"reliability: failures come faster than the run can checkpoint and restart: job MTBF "
+            f"{mtbf_s:.4g} s (gpu_mtbf_hours {rel.gpu_mtbf_hours:g} / {num_gpus:,} GPUs) vs {k * step_s:.4g} s of "
+            f"compute + {delta_s:.4g} s checkpoint write between checkpoints and a {rel.restart_s:.4g} s restart: "
+            f"about {expected:.3g} failures expected per replicate (the simulator stops at "
+            f"{MAX_EXPECTED_FAILURES:,}); raise gpu_mtbf_hours or checkpoint_write_gbps, or lower restart_s, "
+            "checkpoint_bytes or straggler_slowdown")
+    return expected
+
+
+def _segment_ends(phases: list[RunPhase], tau_s: float, delta_s: float, slowdown: float) -> np.ndarray:
+    """Failure-free wall seconds at the end of each segment (compute + its checkpoint write); (n_segments,)."""
+    parts = [np.full(n, k * step_s + delta_s) for k, n, step_s in _segments(phases, tau_s, slowdown)]
     return np.cumsum(np.concatenate(parts))
 
 
@@ -135,6 +180,9 @@ def _restart(env: simpy.Environment, restart_s: float, tally: _Tally):
         except simpy.Interrupt:
             tally.restart_s += env.now - start
             tally.failures += 1
+            if tally.failures > 10 * MAX_EXPECTED_FAILURES:
+                raise NoProgress(f"reliability: restarts never finish: {tally.failures:,} failures during "
+                                 f"restarts of {restart_s:.4g} s; it cannot make progress")
 
 
 def _job(env: simpy.Environment, seg_end: np.ndarray, restart_s: float, tally: _Tally):
@@ -159,6 +207,9 @@ def _job(env: simpy.Environment, seg_end: np.ndarray, restart_s: float, tally: _
             tally.lost_work_s += reached_s - new_pos_s
             pos_s = new_pos_s
             tally.failures += 1
+            if tally.failures > 10 * MAX_EXPECTED_FAILURES:    # the horizon: never loop without end
+                raise NoProgress(f"reliability: the run did not finish within {tally.failures:,} failures "
+                                 f"({env.now / 86400:.3g} simulated days); it cannot make progress")
             yield from _restart(env, restart_s, tally)
 
 
@@ -212,6 +263,12 @@ def simulate_run(phases, num_gpus: int, checkpoint_bytes: float, rel: Reliabilit
     mtbf_s = job_mtbf_s(rel.gpu_mtbf_hours, num_gpus)
     tau_s = rel.checkpoint_interval_s if rel.checkpoint_interval_s is not None else daly_interval(delta_s, mtbf_s)
     useful_s = sum(p.steps * p.step_time_s for p in phases)
+    slowdowns = {1.0, rel.straggler_slowdown} if rel.straggler_fraction > 0 else {1.0}
+    expected = max(_check_progress(phases, tau_s, delta_s, mtbf_s, rel, num_gpus, sd) for sd in slowdowns)
+    if expected * rel.replicates > MAX_FAILURE_EVENTS:
+        fit = max(1, int(MAX_FAILURE_EVENTS // max(expected, 1)))
+        raise NoProgress(f"reliability.replicates: {rel.replicates} replicates × about {expected:,.0f} failures "
+                         f"each is over the limit of {MAX_FAILURE_EVENTS:,} simulated failures; use at most {fit}")
     seg_ends: dict[float, np.ndarray] = {}
     results = []
     for r in range(rel.replicates):

@@ -605,6 +605,10 @@ def phase_inputs(pc, slowdown: float) -> tuple[list[list[StageCost]], Rules, lis
     return costs, rules, tails, pieces
 
 
+# About 0.1 ms of SimPy per chunk pass: the bound keeps one simulated step to seconds (DeepSeek-V3: 3,840).
+MAX_SIM_CHUNK_PASSES = 100_000
+
+
 def simulate_phase(pc, overlap_efficiency: float | None = None, *, overlap_slowdown: float | None = None,
                    trace: bool = False) -> StepResult:
     """Simulate one step of a phase from the costs the closed form uses.
@@ -616,5 +620,12 @@ def simulate_phase(pc, overlap_efficiency: float | None = None, *, overlap_slowd
         overlap_slowdown = (1.0 - overlap_efficiency if overlap_efficiency is not None
                             else fitted().overlap_slowdown)
     plan = pc.plan
+    passes = plan.pp * plan.num_microbatches * pc.v
+    if passes > MAX_SIM_CHUNK_PASSES:
+        from ..errors import PlanError
+        raise PlanError(f"the step simulation would run pp · micro-batches · chunks = {plan.pp} · "
+                        f"{plan.num_microbatches:,} · {pc.v} = {passes:,} chunk passes; the limit is "
+                        f"{MAX_SIM_CHUNK_PASSES:,} (fewer micro-batches: a larger micro_batch_size or a smaller "
+                        "global_batch_size; or leave out --simulate)")
     costs, rules, tails, pieces = phase_inputs(pc, overlap_slowdown)
     return simulate_step(costs, plan.schedule, plan.num_microbatches, pc.v, rules, tails, pieces, trace)

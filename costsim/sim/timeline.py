@@ -52,8 +52,8 @@ def timeline_figure(result: StepResult, title: str) -> go.Figure:
 
 def write_timeline(result: StepResult, title: str, path: str | Path) -> Path:
     """Write a self-contained HTML file (plotly.js embedded); returns its path."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    timeline_figure(result, title).write_html(str(tmp), include_plotlyjs=True, full_html=True)
-    tmp.replace(path)          # never leave a half-written file behind
-    return path
+    from ..safe_write import check_target, write_text
+    check_target(path, "--output")
+    html = timeline_figure(result, title).to_html(include_plotlyjs=True, full_html=True)
+    write_text(path, html, what="--output")   # atomic for files; devices and - (stdout) written directly
+    return Path(path)

@@ -1,0 +1,94 @@
+"""`costsim search`: the command (registered by costsim/cli.py)."""
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..cli import user_errors
+from ..errors import CostsimError
+
+
+class SearchFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class Executor(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
+class Objective(str, Enum):
+    cost = "cost"
+    time = "time"
+    pareto = "pareto"
+
+
+def search_command(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (its search: block, if any, sets the "
+                                             "space).", show_default=False)],
+    phase: Annotated[Optional[str], typer.Option(
+        "--phase", help="Phase to plan (default: the first simulated one).")] = None,
+    objective: Annotated[Objective, typer.Option(
+        "--objective", help="Rank the top plans by cost, by wall-clock time, or list the Pareto front.")
+    ] = Objective.cost,
+    top: Annotated[int, typer.Option("--top", help="How many top plans to show.")] = 10,
+    space: Annotated[Optional[str], typer.Option(
+        "--space", metavar="wide|PATH", help="`wide` (every dimension open, num_gpus ×¼…×4, every shipped GPU) "
+        "or a YAML file of search keys; default: the scenario's search: block over sensible defaults.")] = None,
+    format: Annotated[SearchFormat, typer.Option("--format", "-f", help="table, json or csv (every feasible "
+                                                 "plan).")] = SearchFormat.table,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Also write a plotly HTML scatter of cost vs days, the frontier highlighted.")
+    ] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option(
+        "--set", "-s", metavar="KEY=VALUE", help="Override a scenario key, as for estimate.")] = None,
+    executor: Annotated[Executor, typer.Option(
+        "--executor", help="local: this process; dask: the space split over a dask.distributed cluster.")
+    ] = Executor.local,
+    scheduler: Annotated[Optional[str], typer.Option(
+        "--scheduler", metavar="ADDRESS", help="dask scheduler address (tcp://host:8786); default: a "
+        "LocalCluster on this machine.")] = None,
+) -> None:
+    """Search parallel plans (and optionally GPU types and counts) for the cheapest or fastest way to run a
+    phase: every legal plan costed by the same code as `estimate`, infeasible ones counted by reason."""
+    from ..scenario import load_scenario
+    from .engine import search
+    from .output import render, to_csv, write_pareto_html
+    from .space import load_space_file
+
+    with user_errors():
+        sc = load_scenario(scenario, overrides or [])
+        wide = space == "wide"
+        sp = load_space_file(space) if space is not None and not wide else None
+        if output is not None and (output.is_symlink() or output.exists() and not output.is_file()):
+            raise CostsimError(f"-o {output}: exists and is not a regular file; not replacing it")
+        kwargs = dict(base_dir=scenario.parent, phase=phase, objective=objective.value, top=top, space=sp,
+                      wide=wide, space_name=space, executor=executor.value, scheduler=scheduler)
+        if scheduler is not None and executor is not Executor.dask:
+            raise CostsimError("--scheduler: only with --executor dask")
+        if format is SearchFormat.table and sys.stderr.isatty():
+            columns = (TextColumn("searching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("plans", total=None)
+                res = search(sc, progress=lambda i, n: bar.update(task, completed=i, total=n), **kwargs)
+        else:
+            res = search(sc, **kwargs)
+        written = write_pareto_html(res, output) if output is not None else None
+    if format is SearchFormat.json:
+        typer.echo(json.dumps(res.to_dict(), indent=2, allow_nan=False))
+    elif format is SearchFormat.csv:
+        typer.echo(to_csv(res), nl=False)
+    else:
+        render(res, Console())
+    if written is not None:
+        Console(stderr=True).print(f"wrote {written} ({len(res.feasible):,} feasible plans, "
+                                   f"{len(res.pareto)} on the frontier)", markup=False, highlight=False)

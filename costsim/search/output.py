@@ -1,0 +1,119 @@
+"""`costsim search` output: a table, CSV, and the Pareto chart (plotly HTML, written atomically)."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import CostsimError
+from .engine import PlanResult, SearchResult
+
+_PLAN_COLS = ("gpu", "num_gpus", "tp", "pp", "cp", "ep", "etp", "dp", "zero_stage", "micro_batch_size",
+              "recompute", "schedule", "virtual_stages", "sequence_parallel")
+_FIGURES = ("step_time_s", "wall_clock_days", "gpu_hours", "cost_usd", "mfu", "memory_gib_per_gpu")
+
+
+def plan_label(plan: dict) -> str:
+    p = plan
+    parts = [f"{p['gpu']}×{p['num_gpus']}", f"tp{p['tp']} pp{p['pp']} dp{p['dp']}"]
+    if p["cp"] > 1:
+        parts.append(f"cp{p['cp']}")
+    if p["ep"] > 1 or p["etp"] > 1:
+        parts.append(f"ep{p['ep']} etp{p['etp']}")
+    sched = p["schedule"] + (f" v{p['virtual_stages']}" if p["schedule"] == "interleaved" else "")
+    parts += [sched, f"mbs{p['micro_batch_size']}", f"zero{p['zero_stage']}", f"rc:{p['recompute']}"]
+    if p["sequence_parallel"]:
+        parts.append("sp")
+    return " ".join(parts)
+
+
+def _table(title: str, rows: list[PlanResult]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("#", "plan", "step s", "days", "GPU-h", "$", "MFU", "GiB/GPU"):
+        t.add_column(col, justify="left" if col == "plan" else "right")
+    for i, r in enumerate(rows, 1):
+        t.add_row(str(i), plan_label(r.plan), f"{r.step_time_s:.3f}", f"{r.wall_clock_days:.2f}",
+                  f"{r.gpu_hours:,.0f}", f"{r.cost_usd:,.0f}", f"{r.mfu:.1%}", f"{r.memory_gib_per_gpu:.1f}")
+    return t
+
+
+def render(res: SearchResult, console: Console) -> None:
+    rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(res.rejected.items(), key=lambda kv: -kv[1]))
+    console.print(f"[bold]{res.scenario}[/bold] — phase {res.phase}, space {res.space}: {res.evaluated:,} plans "
+                  f"in {res.seconds:.1f} s ({res.configs_per_s:,.0f}/s); {len(res.feasible):,} feasible; "
+                  f"rejected: {rejected or 'none'}", highlight=False)
+    if not res.feasible:
+        console.print("no feasible plan in this space; widen it (--space, a search: block) or add GPUs")
+        return
+    console.print(_table(f"top {len(res.top)} by {res.objective}", res.top))
+    console.print(_table(f"Pareto frontier (cost vs wall-clock): {len(res.pareto)} plans", res.pareto))
+
+
+def to_csv(res: SearchResult) -> str:
+    """Every feasible plan, one row each; `pareto` marks the frontier."""
+    front = {id(r) for r in res.pareto}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*_PLAN_COLS, *_FIGURES, "pareto"])
+    for r in sorted(res.feasible, key=lambda r: (r.cost_usd, r.wall_clock_days)):
+        w.writerow([r.plan[k] for k in _PLAN_COLS] + [repr(getattr(r, k)) for k in _FIGURES]
+                   + [int(id(r) in front)])
+    return buf.getvalue()
+
+
+def write_pareto_html(res: SearchResult, path: str | Path) -> Path:
+    """Plotly scatter of cost vs days for the feasible plans, the frontier highlighted, the plan on hover.
+    Written to a unique temporary file in the target's directory, then moved over it (only a regular file or
+    a new path is replaced)."""
+    import plotly.graph_objects as go
+
+    out = Path(path)
+    if out.exists() and not out.is_file() or out.is_symlink():
+        raise CostsimError(f"-o {path}: exists and is not a regular file; not replacing it")
+    if not out.parent.is_dir():
+        raise CostsimError(f"-o {path}: directory {out.parent} does not exist")
+    feas = sorted(res.feasible, key=lambda r: (r.cost_usd, r.wall_clock_days))
+    if len(feas) > 50_000:                      # keep the page usable: the frontier plus a sample of the rest
+        step = len(feas) // 50_000 + 1
+        feas = feas[::step]
+    front = res.pareto
+
+    def trace(rows: list[PlanResult], name: str, **kw) -> "go.Scattergl":
+        return go.Scattergl(
+            x=[r.wall_clock_days for r in rows], y=[r.cost_usd for r in rows], name=name,
+            text=[f"{plan_label(r.plan)}<br>step {r.step_time_s:.3f} s, MFU {r.mfu:.1%}, "
+                  f"{r.memory_gib_per_gpu:.1f} GiB/GPU, {r.gpu_hours:,.0f} GPU-h" for r in rows],
+            hovertemplate="%{text}<br>%{x:.2f} days, $%{y:,.0f}<extra></extra>", **kw)
+
+    fig = go.Figure([trace(feas, f"feasible plans ({len(res.feasible):,})", mode="markers",
+                           marker=dict(size=5, color="lightsteelblue", opacity=0.6)),
+                     trace(front, f"Pareto frontier ({len(front)})", mode="lines+markers",
+                           marker=dict(size=9, color="crimson"), line=dict(color="crimson", shape="hv"))])
+    fig.update_layout(title=f"{res.scenario} — {res.phase}: cost vs wall-clock ({res.evaluated:,} plans, "
+                            f"space {res.space})", xaxis_title="wall-clock days", yaxis_title="cost (USD)",
+                      template="plotly_white")
+    html = fig.to_html(include_plotlyjs=True, full_html=True)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise CostsimError(f"-o {path}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(html)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        if out.exists() and not out.is_file() or out.is_symlink():
+            raise CostsimError(f"-o {path}: exists and is not a regular file; not replacing it")
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise CostsimError(f"-o {path}: cannot write ({exc.strerror})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

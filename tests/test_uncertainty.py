@@ -1,0 +1,138 @@
+"""The p10–p90 band of the model's own error: computed from held-out errors, stored in fitted.json, shown on
+every estimate (JSON keys beside each figure, per phase and in total), combined with --simulate."""
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace as NS
+
+import pytest
+from typer.testing import CliRunner
+
+from costsim import uncertainty
+from costsim.cli import app
+from costsim.efficiency import fitted_record
+
+ROOT = Path(__file__).resolve().parent.parent
+V3 = str(ROOT / "scenarios" / "deepseek-v3.yaml")
+GPT3 = str(ROOT / "scenarios" / "gpt3-175b-h100.yaml")
+runner = CliRunner()
+FIGURES = ("step_time_s", "gpu_hours", "wall_clock_days", "cost_usd")
+
+
+def _row(group, metric, published, cv, precision="bf16", fitted_on=True):
+    result = NS(group=group, metric=metric, published=published, fitted_on=fitted_on)
+    return NS(result=result, cv_predicted=cv), NS(scenario={"model": {}, "phases": [{"precision": precision}]})
+
+
+def _band(pairs):
+    rows, cases = zip(*pairs)
+    return uncertainty.error_band(list(rows), list(cases))
+
+
+def test_time_and_rate_errors_point_the_same_way():
+    # a step time predicted 10% long and a throughput predicted 10% low are the same error in time
+    t = _band([_row("a", "step time (s)", 1.0, 1.1)])["regimes"]["all"]
+    r = _band([_row("a", "tokens/s per GPU", 1.1, 1.0)])["regimes"]["all"]
+    assert t["log_error_quantiles"] == pytest.approx(r["log_error_quantiles"], abs=1e-4)
+    # the estimate runs long, so the truth is shorter: both factors below 1
+    assert t["p10"] == pytest.approx(1 / 1.1, abs=1e-3) and t["p90"] == pytest.approx(1 / 1.1, abs=1e-3)
+
+
+def test_every_source_weighs_the_same_and_duplicates_are_left_out():
+    many = [_row("big", "step time (s)", 1.0, 1.0) for _ in range(99)]
+    one = [_row("small", "step time (s)", 1.0, 2.0)]
+    dup = [_row("small", "step time (s)", 1.0, 100.0, fitted_on=False), _row("x", "step time (s)", 1.0, math.nan)]
+    r = _band(many + one + dup)["regimes"]["all"]
+    assert r["cases"] == 100 and r["sources"] == 2
+    # half the weight is on the one-row source: the upper quantiles of the time error are log 2
+    assert r["log_error_quantiles"][-1] == pytest.approx(math.log(2), abs=1e-3)
+    assert r["log_error_quantiles"][0] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_a_regime_needs_enough_cases_and_sources():
+    rows = [_row(f"s{i % 4}", "step time (s)", 1.0, 1.0 + i / 100) for i in range(40)]
+    rows += [_row("f", "step time (s)", 1.0, 1.0, precision="fp8") for _ in range(5)]
+    band = _band(rows)
+    assert set(band["regimes"]) == {"all", "bf16", "dense"} and band["too_few"]["fp8"] == {"cases": 5, "sources": 1}
+    assert uncertainty.regime_for(band, "fp8") == "all" and uncertainty.regime_for(band, "bf16") == "bf16"
+
+
+def test_committed_band_is_the_held_out_one():
+    band = fitted_record()["error_band"]
+    assert {"all", "bf16", "fp8"} <= set(band["regimes"])
+    for r in band["regimes"].values():
+        assert 0.7 < r["p10"] < 1.0 < r["p90"] < 1.4
+        assert r["log_error_quantiles"] == sorted(r["log_error_quantiles"])
+        assert r["p10"] == pytest.approx(math.exp(-r["log_error_quantiles"][band["quantiles"].index(0.9)]), abs=1e-3)
+    assert band["regimes"]["all"]["cases"] >= 200
+
+
+def test_band_recomputes_from_fitted_json_without_refitting():
+    # what `python -m costsim.uncertainty` (or `costsim validate --fit`) writes matches the committed band;
+    # a change to the cost model moves the held-out errors a little: rerun it when this fails
+    fresh, committed = uncertainty.compute_band(), fitted_record()["error_band"]
+    assert set(fresh["regimes"]) == set(committed["regimes"])
+    for name, r in fresh["regimes"].items():
+        assert r["p10"] == pytest.approx(committed["regimes"][name]["p10"], abs=0.02), name
+        assert r["p90"] == pytest.approx(committed["regimes"][name]["p90"], abs=0.02), name
+
+
+def _json(*args):
+    res = runner.invoke(app, ["estimate", *args, "--format", "json"], env={"COLUMNS": "120"})
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_estimate_json_has_the_band_beside_each_figure():
+    d = _json(V3)
+    band = fitted_record()["error_band"]
+    for p in d["phases"]:
+        for k in FIGURES[1:]:
+            assert p[f"{k}_p10"] <= p[k] <= p[f"{k}_p90"]
+        if p["reported"]:
+            assert p["gpu_hours_p10"] == p["gpu_hours_p90"] == p["gpu_hours"] and p["step_time_s_p10"] is None
+        else:
+            f = band["regimes"][d["error_band"]["by_phase"][p["name"]]["regime"]]
+            assert p["step_time_s_p10"] == pytest.approx(p["step_time_s"] * f["p10"])
+            assert p["cost_usd_p90"] == pytest.approx(p["cost_usd"] * f["p90"])
+    for k in ("gpu_hours", "wall_clock_days", "cost_usd"):
+        assert d["total"][f"{k}_p10"] == pytest.approx(sum(p[f"{k}_p10"] for p in d["phases"]))
+        assert d["total"][f"{k}_p90"] == pytest.approx(sum(p[f"{k}_p90"] for p in d["phases"]))
+    assert d["error_band"]["by_phase"]["pre-training"]["regime"] == "fp8"   # DeepSeek-V3 pre-trains in FP8
+
+
+def test_table_shows_the_band():
+    res = runner.invoke(app, ["estimate", GPT3], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    assert "p10–p90" in res.stdout and "held-out" in res.stdout
+
+
+def test_simulate_combines_failures_with_the_model_error():
+    d = _json(GPT3, "--simulate", "--replicates", "4", "--seed", "1")
+    sim, both = d["simulation"], d["simulation"]["with_model_error"]
+    # the model's error is much wider than the failures' spread, and contains it
+    assert both["gpu_hours"]["p10"] < sim["gpu_hours"]["p10"] <= sim["gpu_hours"]["p90"] < both["gpu_hours"]["p90"]
+    assert both["cost_usd"]["p90"] == pytest.approx(both["gpu_hours_with_reported_phases"]["p90"] * d["usd_per_gpu_hour"])
+
+
+def test_combine_with_a_neutral_band_is_the_monte_carlo():
+    band = {"quantiles": [0.5], "regimes": {"all": {"log_error_quantiles": [0.0]}}}
+    assert uncertainty.combine([1.0, 2.0, 3.0], [(1.0, "bf16")], band) == pytest.approx((1.2, 2.8))
+    assert uncertainty.combine([1.0], [(1.0, "bf16")], None) is None
+
+
+def test_refit_keeps_the_band_and_write_band_touches_only_it(tmp_path, monkeypatch):
+    from costsim import fit
+    from costsim.efficiency import load_fitted
+    record = fitted_record()
+    path = tmp_path / "fitted.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    monkeypatch.setattr(fit, "fitted_path", lambda: str(path))
+    res = fit.FitResult(load_fitted(record), 0.5, 0.25, {g: load_fitted(r) for g, r in record["loso"].items()},
+                        record["fit"]["cases"])
+    fit.write_fitted(res)                      # other values: rewritten, the band carried over
+    assert json.loads(path.read_text())["error_band"] == record["error_band"]
+    new_band = {**record["error_band"], "min_cases": 31}
+    assert uncertainty.write_band(new_band, str(path)) and not uncertainty.write_band(new_band, str(path))
+    after = json.loads(path.read_text())
+    assert after["error_band"] == new_band and after["loso"] == record["loso"]
