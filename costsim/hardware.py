@@ -151,7 +151,10 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> HardwarePro
         elif not path.is_absolute() and base_dir is not None and not path.is_file():
             path = Path(base_dir) / path
         if not path.is_file():
-            raise HardwareError(f"{path}: hardware profile file not found")
+            what = "is a directory, not a hardware profile" if path.is_dir() else \
+                "not a regular file (a FIFO or device), not a hardware profile" if path.exists() else \
+                "hardware profile file not found"
+            raise HardwareError(f"{path}: {what}")
     else:
         path = profiles_dir() / f"{text}.yaml"
         if not path.is_file():
@@ -303,7 +306,12 @@ def _number(value: Any, path: str, where: str, integer: bool, zero_ok: bool) -> 
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
         bound = "non-negative" if zero_ok else "positive"
         raise HardwareError(f"{where}: {path}: value must be {bound}, got {_short(value)}")
+    if value and not PROFILE_MIN <= value <= PROFILE_MAX:   # in the profile's human units (TFLOPS, GB/s, us, …)
+        raise HardwareError(f"{where}: {path}: value {_short(value)} is outside {PROFILE_MIN:g} … {PROFILE_MAX:g}")
     return value if integer else float(value)
+
+
+PROFILE_MIN, PROFILE_MAX = 1e-6, 1e9    # shipped profiles span 0.8 … 16,384
 
 
 def _check_consistency(p: HardwareProfile, where: str) -> None:

@@ -3,7 +3,8 @@
 A new path or a regular file is replaced atomically: the text goes to a unique temp file in the same
 directory (tempfile.mkstemp, so concurrent writers never share one), which then replaces the target. Anything
 else at the path (a character device such as /dev/null, a FIFO, a terminal) is written directly, never
-replaced; `-` means standard output. A directory, or an empty path, is an error.
+replaced; `-` means standard output; a symbolic link stays, and the file it points to is replaced. A directory, or an
+empty path, is an error.
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def write_text(path: str | os.PathLike, text: str, what: str = "--output", encod
     """Write `text` to `path` (see the module doc); returns the path as given. OSError → CostsimError."""
     check_target(path, what)
     target = os.fspath(path)
+    if os.path.islink(target):                 # keep the link: replace the file it points to
+        target = os.path.realpath(target)
     if target == STDOUT:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -237,6 +237,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         key, value = item.split("=", 1)
         shown = clip(key, 60)
         path = key.strip().split(".")
+        if len(path) > 16:
+            raise ScenarioError(f"--set {shown}: {len(path)} levels of keys; the limit is 16")
         if not all(part.strip() for part in path):
             raise ScenarioError(f"--set {shown}={clip(value, 30)}: empty key name; expected key=value, "
                                 "e.g. parallelism.pp=8")

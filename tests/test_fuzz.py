@@ -192,7 +192,7 @@ def mutations(draw):
     return name, steps, draw(st.sampled_from([False] * 9 + [True]))
 
 
-@settings(max_examples=600, derandomize=True, deadline=None, database=None, print_blob=True,
+@settings(max_examples=1500, derandomize=True, deadline=None, database=None, print_blob=True,
           suppress_health_check=list(HealthCheck))
 @given(mutations())
 def test_fuzz_scenarios(tmp_path_factory, case):

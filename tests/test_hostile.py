@@ -151,6 +151,8 @@ CLI = [
     (("estimate", BASE, "--set", "parallelism.tp=!!python/object/apply:os.system ['echo pwned']"), "python/object"),
     (("estimate", BASE, "--set", "=1"), "empty key name"),
     (("estimate", BASE, "--set", "a..b=1"), "empty key name"),
+    (("estimate", BASE, "--set", "model." + ".".join(["a"] * 5000) + "=1"), "the limit is 16"),
+    (("estimate", BASE, *["--set", "name=x"] * 101), "the limit is 100"),
     (("estimate", BASE, "--set", "parallelism.tp=true"), "parallelism.tp: true is a boolean"),
     (("estimate", BASE, "--set", "model=null"), "model:"),
     (("estimate", BASE, "--set", "phases.0.tokens=.nan"), "phases.0.tokens"),
@@ -163,6 +165,7 @@ CLI = [
     (("estimate", BASE, "--set", "parallelism.pp=3"), "phases[0] (pre-training): cluster.num_gpus"),
     (("estimate", V3, "--set", "phases.1.parallelism.cp=3"), "phases[1] (context-extension-32k)"),
     (("estimate", str(HOSTILE)), "is a directory"),
+    (("estimate", BASE, "--set", f"cluster.gpu={HOSTILE}/"), "is a directory, not a hardware profile"),
     (("estimate", str(HOSTILE / "nope.yaml")), "file not found"),
     (("estimate", V3, "--simulate", "--set", "reliability.gpu_mtbf_hours=100"), "job MTBF"),
     (("estimate", V3, "--simulate", "--set", "reliability.restart_s=1e6"), "job MTBF"),
@@ -220,7 +223,7 @@ def test_timeline_into_a_fifo_writes_into_it(tmp_path):
     fifo = tmp_path / "out.html"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
     reader.start()
     result = invoke("timeline", BASE, "-o", fifo)
     reader.join(10)
@@ -279,7 +282,7 @@ def test_calibration_results_into_a_fifo(tmp_path):
     fifo = tmp_path / "r.json"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
     reader.start()
     save_results(results(memory_entries()), fifo)
     reader.join(10)
@@ -303,3 +306,33 @@ def test_many_replicates_are_bounded_and_fast():
     start = time.perf_counter()
     out = simulate_run([("p", 100_000, 20.0)], 2048, 9.4e12, Reliability(replicates=1000))
     assert len(out.replicates) == 1000 and time.perf_counter() - start < 15
+
+
+@pytest.mark.parametrize("value", ["1.0e-300", "1.0e300", ".inf", ".nan", "true"])
+def test_absurd_profile_number(tmp_path, value):
+    import re
+    text = (ROOT / "hwprofiles" / "h100-sxm.yaml").read_text()
+    text = re.sub(r"(hbm_bw_stream_tbs: \{value: )[^,]+,", lambda m: m.group(1) + value + ",", text, count=1)
+    prof = tmp_path / "p.yaml"
+    prof.write_text(text)
+    assert_one_line_error(invoke("estimate", BASE, "--set", f"cluster.gpu={prof}"), "memory.hbm_bw_stream_tbs")
+
+
+def test_replicates_times_failures_is_bounded():
+    from costsim.sim.reliability import Reliability
+    from costsim.sim.run import NoProgress, simulate_run
+    start = time.perf_counter()
+    with pytest.raises(NoProgress, match=r"reliability.replicates: 100 replicates × about [\d,]+ failures"):
+        simulate_run([("p", 235_000, 20.0)], 2048, 9.4e12, Reliability(gpu_mtbf_hours=1000, replicates=100))
+    assert time.perf_counter() - start < 1
+
+
+
+def test_safe_write_keeps_a_symlink(tmp_path):
+    from costsim.safe_write import write_text
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"

@@ -54,6 +54,9 @@ def search_command(
     executor: Annotated[Executor, typer.Option(
         "--executor", help="local: this process; dask: the space split over a dask.distributed cluster.")
     ] = Executor.local,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", help="Local processes for --executor local (the space split by gpu, num_gpus, tp, sp, "
+                             "pp).")] = 1,
     scheduler: Annotated[Optional[str], typer.Option(
         "--scheduler", metavar="ADDRESS", help="dask scheduler address (tcp://host:8786); default: a "
         "LocalCluster on this machine.")] = None,
@@ -72,7 +75,7 @@ def search_command(
         if output is not None and (output.is_symlink() or output.exists() and not output.is_file()):
             raise CostsimError(f"-o {output}: exists and is not a regular file; not replacing it")
         kwargs = dict(base_dir=scenario.parent, phase=phase, objective=objective.value, top=top, space=sp,
-                      wide=wide, space_name=space, executor=executor.value, scheduler=scheduler)
+                      wide=wide, space_name=space, executor=executor.value, scheduler=scheduler, jobs=jobs)
         if scheduler is not None and executor is not Executor.dask:
             raise CostsimError("--scheduler: only with --executor dask")
         if format is SearchFormat.table and sys.stderr.isatty():

@@ -1,4 +1,4 @@
-"""`costsim search --executor dask`: the space's (gpu, num_gpus, tp) parts on a dask.distributed cluster.
+"""`costsim search --executor dask`: the space's (gpu, num_gpus, tp, sp, pp) parts on a dask cluster.
 
 An existing scheduler by address (`dask scheduler` / `dask worker ADDRESS` on the machines, costsim installed
 on each), or a LocalCluster on this machine when none is given. Each part runs `engine.evaluate_space` — the
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CostsimError
-from .engine import PlanResult, evaluate_space, partitions
+from .engine import PlanResult, evaluate_space, merge_parts, partitions
 
 
 def _part(sc, base_dir: str, phase: str | None, dims: dict) -> tuple[int, list[PlanResult], dict[str, int]]:
@@ -51,10 +51,4 @@ def run_dask(sc, base_dir: Path, phase: str | None, dims: dict, scheduler: str |
         client.close()
         if cluster is not None:
             cluster.close()
-    evaluated, feasible, rejected = 0, [], {}
-    for n, feas, rej in results:
-        evaluated += n
-        feasible.extend(feas)
-        for k, v in rej.items():
-            rejected[k] = rejected.get(k, 0) + v
-    return evaluated, feasible, rejected
+    return merge_parts(results)

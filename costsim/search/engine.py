@@ -219,10 +219,12 @@ MAX_PLANS = 100_000_000     # a space beyond this is a mistake at today's rate (
 def search(sc: Scenario, base_dir: Path = Path("."), phase: str | None = None, objective: str = "cost",
            top: int = 10, space: SearchSpace | None = None, wide: bool = False,
            progress: Callable[[int, int], None] | None = None, space_name: str | None = None,
-           limit: int | None = None, executor: str = "local", scheduler: str | None = None) -> SearchResult:
+           limit: int | None = None, executor: str = "local", scheduler: str | None = None,
+           jobs: int = 1) -> SearchResult:
     """Every legal plan of the space for one phase; `limit` stops after that many candidates (benchmarks).
-    `executor="dask"`: the space is split by (gpu, num_gpus, tp) over a dask.distributed cluster (`scheduler`
-    address, else a LocalCluster); the parts are merged in enumeration order, so results equal the local run."""
+    `executor="dask"`: the space is split (`partitions`) over a dask.distributed cluster (`scheduler`
+    address, else a LocalCluster); the parts are merged in enumeration order, so results equal the local run.
+    `jobs` > 1: the same parts over that many local processes."""
     from ..estimate import load_context
     from ..hardware import list_profiles
 
@@ -232,6 +234,8 @@ def search(sc: Scenario, base_dir: Path = Path("."), phase: str | None = None, o
         raise ScenarioError(f"--top {top}: must be at least 1")
     if executor not in ("local", "dask"):
         raise ScenarioError(f"--executor {executor}: expected local or dask")
+    if not 1 <= jobs <= 1024:
+        raise ScenarioError(f"--jobs {jobs}: expected 1 to 1024 processes")
     t0 = time.perf_counter()
     model, _ = load_context(sc, base_dir)
     ph = phase_inputs(sc, phase)
@@ -248,6 +252,8 @@ def search(sc: Scenario, base_dir: Path = Path("."), phase: str | None = None, o
             raise ScenarioError("--executor dask: runs the whole space (no limit)")
         from .dask_exec import run_dask
         evaluated, feasible, rejected = run_dask(sc, base_dir, phase, dims, scheduler, progress)
+    elif jobs > 1 and limit is None:
+        evaluated, feasible, rejected = _run_processes(sc, base_dir, phase, dims, jobs, progress)
     else:
         evaluated, feasible, rejected = evaluate_space(sc, base_dir, phase, dims, progress, limit)
     seconds = time.perf_counter() - t0
@@ -257,11 +263,39 @@ def search(sc: Scenario, base_dir: Path = Path("."), phase: str | None = None, o
                         {k: dims[k] for k in DIMENSIONS})
 
 
+def merge_parts(results: list) -> tuple[int, list[PlanResult], dict[str, int]]:
+    """Parts' (evaluated, feasible, rejected), in partition order, as one result."""
+    evaluated, feasible, rejected = 0, [], {}
+    for n, feas, rej in results:
+        evaluated += n
+        feasible.extend(feas)
+        for k, v in rej.items():
+            rejected[k] = rejected.get(k, 0) + v
+    return evaluated, feasible, rejected
+
+
+def _run_processes(sc, base_dir, phase, dims, jobs, progress):
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    parts = partitions(dims)
+    results: list = [None] * len(parts)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(parts))) as pool:
+        futures = {pool.submit(evaluate_space, sc, Path(base_dir).resolve(), phase, d): i
+                   for i, d in enumerate(parts)}
+        for done, fut in enumerate(as_completed(futures), 1):
+            results[futures[fut]] = fut.result()
+            if progress is not None:
+                progress(done, len(parts))
+    return merge_parts(results)
+
+
 def partitions(dims: dict[str, list]) -> list[dict[str, list]]:
-    """The space split by (gpu, num_gpus, tp), in enumeration order: concatenated, the parts' plans come in
-    the order of the whole."""
-    return [{**dims, "gpu": [g], "num_gpus": [n], "tp": [t]}
-            for g in dims["gpu"] for n in dims["num_gpus"] for t in dims["tp"]]
+    """The space split by (gpu, num_gpus, tp, sequence_parallel, pp) — the outer dimensions of `_combos`, in
+    its order — so the parts' plans, concatenated, come in the order of the whole."""
+    sp = dims["sequence_parallel"]
+    return [{**dims, "gpu": [g], "num_gpus": [n], "tp": [t], "sequence_parallel": [s], "pp": [p]}
+            for g in dims["gpu"] for n in dims["num_gpus"] for t in dims["tp"]
+            for s in (sp if t > 1 else sp[:1]) for p in dims["pp"]]
 
 
 def evaluate_space(sc: Scenario, base_dir: Path, phase: str | None, dims: dict[str, list],

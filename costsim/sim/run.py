@@ -114,7 +114,7 @@ class _Tally:
 
 # Bounds that keep a hostile reliability block from hanging the simulation (events grow with failures).
 MAX_EXPECTED_FAILURES = 20_000      # per replicate; the shipped scenarios expect tens to hundreds
-MAX_FAILURE_EVENTS = 2_000_000      # replicates × expected failures: a few seconds of SimPy
+MAX_FAILURE_EVENTS = 500_000        # replicates × expected failures: ~13 µs each, so seconds of SimPy
 MAX_SEGMENTS = 10_000_000           # checkpoints in the run (one array entry each)
 
 
@@ -153,13 +153,15 @@ def _check_progress(phases: list[RunPhase], tau_s: float, delta_s: float, mtbf_s
         expected += n * (math.expm1(min(x, 700.0)) * restart_factor)
     if expected > MAX_EXPECTED_FAILURES:
         k, _, step_s = worst
+        stuck = k * step_s + delta_s + rel.restart_s >= mtbf_s
+        why = "failures come faster than the run can checkpoint and restart" if stuck else \
+            "the run would barely progress"
         raise NoProgress(
-            f"reliability: failures come faster than the run can checkpoint and restart: job MTBF "
-            f"{mtbf_s:.4g} s (gpu_mtbf_hours {rel.gpu_mtbf_hours:g} / {num_gpus:,} GPUs) vs {k * step_s:.4g} s of "
-            f"compute + {delta_s:.4g} s checkpoint write between checkpoints and a {rel.restart_s:.4g} s restart: "
-            f"about {expected:.3g} failures expected per replicate (the simulator stops at "
-            f"{MAX_EXPECTED_FAILURES:,}); raise gpu_mtbf_hours or checkpoint_write_gbps, or lower restart_s, "
-            "checkpoint_bytes or straggler_slowdown")
+            f"reliability: {why}: job MTBF {mtbf_s:.4g} s (gpu_mtbf_hours {rel.gpu_mtbf_hours:g} / {num_gpus:,} "
+            f"GPUs) vs {k * step_s:.4g} s of compute + {delta_s:.4g} s checkpoint write between checkpoints and a "
+            f"{rel.restart_s:.4g} s restart: about {expected:.3g} failures expected per replicate (the simulator "
+            f"stops at {MAX_EXPECTED_FAILURES:,}); raise gpu_mtbf_hours or checkpoint_write_gbps, or lower "
+            "restart_s, checkpoint_bytes or straggler_slowdown")
     return expected
 
 
