@@ -162,7 +162,7 @@ def test_cli_table_and_html(dense, tmp_path):
     d = tmp_path / "adir"
     d.mkdir()
     out = runner.invoke(app, ["search", str(path), "--space", str(space), "-o", str(d)])
-    assert out.exit_code == 2 and "not a regular file" in out.output
+    assert out.exit_code == 2 and "is a directory" in out.output
 
 
 @pytest.mark.parametrize("args, needle", [

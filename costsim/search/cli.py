@@ -72,8 +72,9 @@ def search_command(
         sc = load_scenario(scenario, overrides or [])
         wide = space == "wide"
         sp = load_space_file(space) if space is not None and not wide else None
-        if output is not None and (output.is_symlink() or output.exists() and not output.is_file()):
-            raise CostsimError(f"-o {output}: exists and is not a regular file; not replacing it")
+        if output is not None:
+            from ..safe_write import check_target
+            check_target(output, "-o")          # a directory or a missing folder: refused before the search
         kwargs = dict(base_dir=scenario.parent, phase=phase, objective=objective.value, top=top, space=sp,
                       wide=wide, space_name=space, executor=executor.value, scheduler=scheduler, jobs=jobs)
         if scheduler is not None and executor is not Executor.dask:

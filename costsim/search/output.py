@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import CostsimError
 from .engine import PlanResult, SearchResult
 
 _PLAN_COLS = ("gpu", "num_gpus", "tp", "pp", "cp", "ep", "etp", "dp", "zero_stage", "micro_batch_size",
@@ -68,15 +65,13 @@ def to_csv(res: SearchResult) -> str:
 
 def write_pareto_html(res: SearchResult, path: str | Path) -> Path:
     """Plotly scatter of cost vs days for the feasible plans, the frontier highlighted, the plan on hover.
-    Written to a unique temporary file in the target's directory, then moved over it (only a regular file or
-    a new path is replaced)."""
+    Written like every file the CLI writes (costsim/safe_write.py): a new path or a regular file is replaced
+    through a unique temporary file; a device or FIFO is written into; `-` is standard output."""
     import plotly.graph_objects as go
 
-    out = Path(path)
-    if out.exists() and not out.is_file() or out.is_symlink():
-        raise CostsimError(f"-o {path}: exists and is not a regular file; not replacing it")
-    if not out.parent.is_dir():
-        raise CostsimError(f"-o {path}: directory {out.parent} does not exist")
+    from ..safe_write import check_target, write_text
+
+    check_target(path, "-o")                    # refuse a directory or a missing folder before any work
     feas = sorted(res.feasible, key=lambda r: (r.cost_usd, r.wall_clock_days))
     if len(feas) > 50_000:                      # keep the page usable: the frontier plus a sample of the rest
         step = len(feas) // 50_000 + 1
@@ -97,23 +92,4 @@ def write_pareto_html(res: SearchResult, path: str | Path) -> Path:
     fig.update_layout(title=f"{res.scenario} — {res.phase}: cost vs wall-clock ({res.evaluated:,} plans, "
                             f"space {res.space})", xaxis_title="wall-clock days", yaxis_title="cost (USD)",
                       template="plotly_white")
-    html = fig.to_html(include_plotlyjs=True, full_html=True)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as exc:
-        raise CostsimError(f"-o {path}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        if out.exists() and not out.is_file() or out.is_symlink():
-            raise CostsimError(f"-o {path}: exists and is not a regular file; not replacing it")
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise CostsimError(f"-o {path}: cannot write ({exc.strerror})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    return Path(write_text(path, fig.to_html(include_plotlyjs=True, full_html=True), "-o"))
