@@ -175,7 +175,7 @@ def timeline(
             names = ", ".join(p.name for p in sims) or "none"
             raise CostsimError(f"--phase {phase}: no simulated phase of that name; phases: {names}")
         with _stderr().status(f"simulating one step of {chosen.name}…", spinner="dots"):
-            res = simulate_phase(chosen.costs, est.efficiency.overlap_efficiency, trace=True)
+            res = simulate_phase(chosen.costs, overlap_slowdown=est.efficiency.overlap_slowdown, trace=True)
         try:
             out = write_timeline(res, f"{sc.name} — {chosen.name}: one step, {res.step_time_s:.2f} s", output)
         except OSError as exc:

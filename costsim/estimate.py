@@ -104,10 +104,10 @@ def estimate(sc: Scenario, base_dir: Path = Path("."), simulate: bool = False) -
     return est
 
 
-def _in_phase(i: int, name: str, fn, *args):
-    """fn(*args), with a PlanError that does not name its phase prefixed by `phases[i] (name): `."""
+def _in_phase(i: int, name: str, fn, *args, **kwargs):
+    """fn(*args, **kwargs), with a PlanError that does not name its phase prefixed by `phases[i] (name): `."""
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except PlanError as exc:
         if str(exc).startswith("phases["):
             raise
@@ -122,7 +122,8 @@ def _simulate(est: Estimate, sc: Scenario) -> None:
     runs = []
     for p in est.phases:
         if not p.reported:
-            p.simulated = _in_phase(len(runs), p.name, simulate_phase, p.costs, est.efficiency.overlap_efficiency)
+            p.simulated = _in_phase(len(runs), p.name, simulate_phase, p.costs,
+                                   overlap_slowdown=est.efficiency.overlap_slowdown)
             runs.append((p.name, p.steps, p.simulated.step_time_s))
     if runs:
         ckpt = checkpoint_bytes_for(est.model.total_params(include_mtp=True), sc.optimizer.moment_dtype)
