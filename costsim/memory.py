@@ -19,6 +19,11 @@ from .plan import ParallelPlan
 GIB = 2.0 ** 30
 WEIGHT_BYTES = 2      # BF16 working weights
 GRAD_BYTES = 4        # FP32 main gradients (Megatron main_grad; DeepSeek-V3 §3.3 keeps FP32 gradients)
+
+
+def grad_bytes(plan) -> int:
+    """Bytes per gradient in the buffer and on the wire: 4 (FP32) or 2 with `grad_dtype: bf16`."""
+    return 2 if getattr(plan, "grad_dtype", "fp32") == "bf16" else GRAD_BYTES
 MASTER_BYTES = 4      # FP32 master weights
 MOMENT_BYTES = {"fp32": 8, "bf16": 4}   # Adam m and v (DeepSeek-V3 stores them in BF16)
 
@@ -229,7 +234,7 @@ def rank_memory(model: ModelSpec, plan: ParallelPlan, units: list[str], stage_un
 
     # under FP8, the cached FP8 + transposed FP8 copies of a weight take the 2 B of its BF16 copy (fp8.py)
     weights = shard(WEIGHT_BYTES, WEIGHT_BYTES, z >= 3)
-    grads = shard(GRAD_BYTES, GRAD_BYTES, z >= 2)
+    grads = shard(grad_bytes(plan), grad_bytes(plan), z >= 2)
     opt_b = MASTER_BYTES + MOMENT_BYTES[moment_dtype]
     optim = shard(opt_b, opt_b, z >= 1)
     # a micro-batch passes every chunk of its rank (interleaved: all v; Korthikanti et al. 2022 §4.2.3), except

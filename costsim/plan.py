@@ -40,6 +40,7 @@ class ParallelPlan:
     etp: int = 1
     ep_comm_overlap: bool = False
     dp_comm_overlap: bool = True
+    grad_dtype: str = "fp32"
     zero_shard_size: int | None = None
     zero3_gather_once: bool = False
     recompute_fraction: float = 1.0
@@ -154,6 +155,7 @@ def make_plan(sc: Scenario, par: Parallelism, model: ModelSpec, hw: HardwareProf
         attention=par.attention, tp_comm_overlap=par.tp_comm_overlap, comm_sms=par.comm_sms,
         stage_layout=par.stage_layout, precision=precision, seq_len=seq_len, global_batch_size=gbs,
         etp=par.etp, ep_comm_overlap=par.ep_comm_overlap, dp_comm_overlap=par.dp_comm_overlap,
+        grad_dtype=par.grad_dtype,
         zero_shard_size=par.zero_shard_size,
         zero3_gather_once=par.zero3_gather_once, recompute_fraction=par.recompute_fraction,
         fp8_recipe=fp8_recipe, moe_load_imbalance=sc.moe.load_imbalance,

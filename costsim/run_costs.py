@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from .kernels import hw_row, op_seconds
-from .memory import GRAD_BYTES, MASTER_BYTES, MOMENT_BYTES, WEIGHT_BYTES, gpu_params
+from .memory import GRAD_BYTES, MASTER_BYTES, MOMENT_BYTES, WEIGHT_BYTES, gpu_params, grad_bytes
 from .ops import ALL_GATHER, ALL_REDUCE, MEM, REDUCE_SCATTER, Op, OpTable, _Builder
 
 OPTIMIZER_LAUNCHES = 10   # assumption: multi-tensor-apply kernels (norm, scale, Adam, copy, zero) over a handful
@@ -70,6 +70,7 @@ def _rank_ops(b: _Builder, dense: float, expert: float):
     """(grad, gather, zero-3 per micro-batch) collectives of one rank."""
     p = b.p
     z = p.zero_stage
+    gb = grad_bytes(p)
     grad, gather, z3 = [], [], []
 
     def add(target, name, kind, nbytes, size, stride, pass_):
@@ -79,18 +80,18 @@ def _rank_ops(b: _Builder, dense: float, expert: float):
 
     for params, shard, stride, replicas, rstride in _groups(p, dense, expert):
         if z == 0:
-            add(grad, "dp.all_reduce", ALL_REDUCE, params * GRAD_BYTES, shard * replicas, stride, "O")
+            add(grad, "dp.all_reduce", ALL_REDUCE, params * gb, shard * replicas, stride, "O")
             continue
         per_mb = z == 3 and not p.zero3_gather_once
         if per_mb:
             add(z3, "zero3.gather.F", ALL_GATHER, params * WEIGHT_BYTES, shard, stride, "F")
             add(z3, "zero3.gather.B", ALL_GATHER, params * WEIGHT_BYTES, shard, stride, "B")
-            add(z3, "zero3.reduce_scatter.B", REDUCE_SCATTER, params * GRAD_BYTES, shard, stride, "B")
+            add(z3, "zero3.reduce_scatter.B", REDUCE_SCATTER, params * gb, shard, stride, "B")
         else:
-            add(grad, "dp.reduce_scatter", REDUCE_SCATTER, params * GRAD_BYTES, shard, stride, "O")
+            add(grad, "dp.reduce_scatter", REDUCE_SCATTER, params * gb, shard, stride, "O")
             add(gather, "dp.all_gather", ALL_GATHER, params * WEIGHT_BYTES, shard, stride, "O")
         # HSDP: the gradient shards are all-reduced across the replica groups once per step
-        add(grad, "hsdp.all_reduce", ALL_REDUCE, params / shard * GRAD_BYTES, replicas, rstride, "O")
+        add(grad, "hsdp.all_reduce", ALL_REDUCE, params / shard * gb, replicas, rstride, "O")
     return grad, gather, z3
 
 
@@ -104,6 +105,7 @@ def dp_and_optimizer(model, hw, plan, eff, chunk_units, per_rank, sc) -> list[Ra
         # memoised on what a rank's step reads (`costsim search` costs many plans that share it)
         key = (model, hw, eff.compute_derate, eff.kernel_overhead_s, moment, tuple(units), plan.tp, plan.cp,
                plan.dp, plan.ep, plan.etp, plan.pp, plan.zero_stage, plan.zero_shard_size, plan.zero3_gather_once,
+               plan.grad_dtype,
                plan.gpus_per_node)
         hit = _RANK_STEPS.get(key)
         if hit is None:
@@ -130,7 +132,7 @@ def _rank_step(model, plan, row, moment, units) -> RankStep:
              if z >= 1 else params.dense + params.expert)
     grad_buffer = local if z >= 2 else params.dense + params.expert
     update_bytes = local * (GRAD_NORM_BYTES + CLIP_BYTES + adam_bytes(moment) + MASTER_COPY_BYTES)
-    update_bytes += grad_buffer * GRAD_BYTES          # zero the gradient buffer for the next step
+    update_bytes += grad_buffer * grad_bytes(plan)    # zero the gradient buffer for the next step
     update = Op("optimizer.step", "dp", "O", MEM, bytes=update_bytes, launches=OPTIMIZER_LAUNCHES)
     ops = grad + gather + z3 + [update]
     secs = op_seconds(OpTable(ops).arrays(), row).tolist()

@@ -91,6 +91,9 @@ class Parallelism(_Strict):
                                   "with the last backward, ZeRO parameter gathers with the next forward "
                                   "(Megatron-Core --overlap-grad-reduce/--overlap-param-gather, DDP and FSDP "
                                   "defaults); false: both run after the backward")
+    grad_dtype: Literal["fp32", "bf16"] = Field(
+        default="fp32", description="gradient buffer and data-parallel reduction precision (Megatron-Core "
+        "grad_reduce_in_fp32, default false = bf16; Megatron-LM main_grad and FSDP reduce_dtype float32 = fp32)")
     zero_shard_size: Int | None = Field(default=None, gt=0, le=MAX_SIZE, description="ZeRO/FSDP shard group size in "
                                         "data-parallel ranks; smaller than dp·cp = HSDP (shard inside a group, "
                                         "replicate across groups); default: all dp·cp ranks")

@@ -180,3 +180,14 @@ def test_new_plan_keys_are_checked(par, message):
                          "phases": [{"name": "p", "seq_len": 4096, "global_batch_size": 8, "steps": 1}]})
     with pytest.raises(PlanError, match=message.replace("·", ".").replace("(", r"\(")):
         estimate(sc)
+
+
+def test_bf16_gradients_halve_the_reduction_and_the_buffer():
+    """grad_dtype bf16 (Megatron-Core's default): 2 B per gradient on the wire and in the buffer."""
+    _, _, z3_fp32 = _ops(build_plan(dp=8, zero_stage=3))
+    _, _, z3_bf16 = _ops(build_plan(dp=8, zero_stage=3, grad_dtype="bf16"))
+    rs = {o.name: o for o in z3_fp32}["zero3.reduce_scatter.B"]
+    rs16 = {o.name: o for o in z3_bf16}["zero3.reduce_scatter.B"]
+    assert rs16.bytes2 == pytest.approx(rs.bytes2 / 2, rel=REL) == pytest.approx(7 / 8 * 2e9, rel=REL)
+    from costsim.memory import grad_bytes
+    assert grad_bytes(build_plan(grad_dtype="bf16")) == 2 and grad_bytes(build_plan()) == 4

@@ -14,6 +14,8 @@ re-read for this module; the published figures themselves come from the transcri
   plain GELU MLP of 4h, untied input/output embeddings, Megatron's default dropout 0.1; learned positions
   (costsim's convention for a plain-MLP model, 4096·h parameters).
 - Precision BF16: the printed MFU is TFLOP/s over the BF16 peak (465.9 / 989.4 = 47%).
+- Gradients reduced in BF16 (grad_dtype bf16: Megatron-Core's DistributedDataParallelConfig default
+  grad_reduce_in_fp32 = False; the README names no override).
 - Distributed optimizer (zero_stage 1), TP comm overlap (--tp-comm-overlap, named in the README) when TP > 1,
   sequence parallelism when TP > 1, FlashAttention, micro-batch 1 (Megatron's default), no activation
   recomputation (Megatron's default; the README lists the flags it used and names no recompute flag).
@@ -70,7 +72,8 @@ def megatron_core_cases() -> list[Case]:
     for size, heads, h, layers, tp, pp, dp, gpus, batch, tflops, _mfu in T4_1:
         if tp * pp * dp != gpus:
             raise ValueError(f"4.1 {size}: TP x PP x DP != GPUs")
-        par = {"tp": tp, "pp": pp, "zero_stage": 1, "sequence_parallel": tp > 1, "tp_comm_overlap": tp > 1,
+        par = {"tp": tp, "pp": pp, "zero_stage": 1, "grad_dtype": "bf16",
+               "sequence_parallel": tp > 1, "tp_comm_overlap": tp > 1,
                "attention": "flash", "micro_batch_size": 1, "recompute": "none",
                "schedule": "interleaved" if pp > 1 else "1f1b",
                "virtual_stages": _chunks(layers, pp) if pp > 1 else 1}
