@@ -184,6 +184,32 @@ def timeline(
                     f"step {res.step_time_s:.2f} s)", markup=False)
 
 
+@app.command("report")
+def report_page(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write (- for standard output).")
+                      ] = Path("report.html"),
+    overrides: Annotated[Optional[list[str]], typer.Option(
+        "--set", "-s", metavar="KEY=VALUE", help="Override a scenario key, as for estimate.")] = None,
+) -> None:
+    """Write one self-contained HTML page (works offline): cost by phase, step waterfall, memory, timeline,
+    GPU-count scaling, every GPU type at its own price, and the uncertainty band."""
+    from .report_page import write_report
+    from .safe_write import check_target
+
+    def progress(msg: str) -> None:
+        typer.echo(msg, err=True)
+
+    with user_errors():
+        check_target(output, "--output")      # before the work: an unwritable output fails at once
+        out, data = write_report(scenario, output, overrides or [], progress)
+    skipped = sum(v.est is None for v in data.by_count + data.by_gpu)
+    if str(out) != "-":
+        size = Path(out).stat().st_size if Path(out).is_file() else 0
+        left_out = f"; {skipped} variants left out, see the page" if skipped else ""
+        typer.echo(f"wrote {out} ({size / 1e6:.1f} MB{left_out})", err=True)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario file (every key, its type, default and description)."""

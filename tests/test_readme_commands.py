@@ -32,6 +32,8 @@ RUN = {
     "costsim timeline S.yaml -o timeline.html": f"timeline {SMALL} -o {{tmp}}/timeline.html",
     "costsim timeline scenarios/deepseek-v3.yaml -o timeline.html":
         "timeline scenarios/deepseek-v3.yaml -o {tmp}/timeline.html",
+    "costsim report S.yaml -o report.html [--set KEY=VALUE …]":
+        f"report {SMALL} -o {{tmp}}/report.html --set phases.0.tokens=1e12",
     "costsim validate": "validate --format json",
     "costsim validate [--fit]": "validate",
     "costsim search S.yaml": f"search {SMALL} --space {{tmp}}/space.yaml",
