@@ -36,17 +36,23 @@ class SearchSpace(BaseModel):
 
     gpu: str | list[str] | None = Field(default=None, description="hardware profile name(s); each at its "
                                         "own price unless pricing.usd_per_gpu_hour pins one")
-    num_gpus: _Pos | None = None
-    tp: _Pos | None = None
-    pp: _Pos | None = None
-    cp: _Pos | None = None
-    ep: _Pos | None = None
-    etp: _Pos | None = None
-    zero_stage: Literal[0, 1, 2, 3] | list[Literal[0, 1, 2, 3]] | None = None
-    micro_batch_size: _Pos | None = None
-    recompute: Literal["none", "selective", "full"] | list[Literal["none", "selective", "full"]] | None = None
+    num_gpus: _Pos | None = Field(default=None, description="GPU count(s); default: the scenario's")
+    tp: _Pos | None = Field(default=None, description="tensor parallel size(s); default: powers of two "
+                            "dividing the heads")
+    pp: _Pos | None = Field(default=None, description="pipeline stage count(s); default: powers of two up "
+                            "to the layers")
+    cp: _Pos | None = Field(default=None, description="context parallel size(s); default: the scenario's")
+    ep: _Pos | None = Field(default=None, description="expert parallel size(s) (MoE only); default: powers "
+                            "of two dividing the experts")
+    etp: _Pos | None = Field(default=None, description="expert tensor parallel size(s) (MoE only)")
+    zero_stage: Literal[0, 1, 2, 3] | list[Literal[0, 1, 2, 3]] | None = Field(
+        default=None, description="ZeRO stage(s) 0-3")
+    micro_batch_size: _Pos | None = Field(default=None, description="sequences per micro-batch")
+    recompute: Literal["none", "selective", "full"] | list[Literal["none", "selective", "full"]] | None = Field(
+        default=None, description="activation recompute mode(s)")
     schedule: (Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]
-               | list[Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]] | None) = None
+               | list[Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]] | None) = Field(
+        default=None, description="pipeline schedule(s); one schedule when pp = 1")
     virtual_stages: _Pos | None = Field(default=None, description="searched with the interleaved schedule "
                                         "only (1 for the others)")
     sequence_parallel: bool | list[bool] | None = Field(default=None, description="searched where tp > 1")
