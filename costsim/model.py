@@ -59,6 +59,20 @@ class ModelSpec:
     # Llama-style block (gated 3-matrix MLP, RMSNorm, no biases, rotary) whatever the activation, e.g. Gemma's
     # gated GELU; None: decided by the activation (silu gated, the others GPT style)
     mlp_gated: bool | None = None
+    # sliding-window attention (Mistral v0.1, Phi-3, Gemma 2): each query attends to at most this many keys, on
+    # this share of the layers (Gemma 2 alternates local and global layers); 0 = full attention
+    sliding_window: int = 0
+    sliding_window_share: float = 1.0
+
+    def attended_keys(self, seq_len: int) -> float:
+        """Keys a query attends to on average under causal attention: (s + 1)/2 ≈ s/2 in full; with a window
+        w < s, w − w²/(2s) (the first w queries see a growing prefix, the rest w keys); mixed by the share of
+        windowed layers. FLOPs of the score and value products scale with it."""
+        full = seq_len / 2
+        w = self.sliding_window
+        if not w or w >= seq_len:
+            return full
+        return self.sliding_window_share * (w - w * w / (2 * seq_len)) + (1 - self.sliding_window_share) * full
 
     def __post_init__(self) -> None:
         _check_spec(self)
@@ -206,7 +220,8 @@ def flops_per_token_6n(spec: ModelSpec, seq_len: int, causal: bool = True,
 
 # ---- validation ----
 # int fields of ModelSpec: those without a default must be >= 1, the optional ones (default 0) >= 0
-_INT_FIELDS = {f.name: int(f.default is MISSING) for f in fields(ModelSpec) if f.type == "int"}
+_INT_FIELDS = {f.name: int(f.default is MISSING) for f in fields(ModelSpec)
+               if f.type == "int" and f.name != "sliding_window"}   # sliding_window: _sliding_window()
 
 
 def _is_int(v: Any) -> bool:
@@ -270,18 +285,17 @@ MODEL_TYPES: dict[str, tuple[bool, bool]] = {
 }
 # Read by from_hf_config beside the integer keys (MoE layouts of Qwen; Gemma's activation key).
 _LAYOUT_KEYS = ("shared_expert_intermediate_size", "decoder_sparse_step", "mlp_only_layers", "hidden_activation",
-                "use_sliding_window", "model_type")
+                "use_sliding_window", "sliding_window", "model_type")
 KNOWN_KEYS = tuple(sorted({k for key, al, _ in _INT_KEYS.values() for k in (key, *al)} | set(_DROPOUT_KEYS)
                           | {"hidden_act", "activation_function", "tie_word_embeddings", "moe_layer_freq"}
                           | set(_LAYOUT_KEYS)))
 # Accepted in both routes, unused: metadata, numerics, generation and routing details that change no count.
-# sliding_window: attention is costed as full causal attention (an upper bound past the window).
 HARMLESS_KEYS = frozenset((
     "architectures model_type torch_dtype transformers_version auto_map use_cache tokenizer_class "
     "rms_norm_eps layer_norm_eps layer_norm_epsilon norm_eps rope_theta rope_scaling rotary_pct rotary_emb_base "
     "partial_rotary_factor rope_parameters original_max_position_embeddings use_mrope "
     "initializer_range bos_token_id eos_token_id pad_token_id sep_token_id decoder_start_token_id "
-    "attention_bias mlp_bias pretraining_tp n_ctx max_window_layers sliding_window "
+    "attention_bias mlp_bias pretraining_tp n_ctx max_window_layers "
     "use_parallel_residual scoring_func topk_method norm_topk_prob routed_scaling_factor aux_loss_alpha "
     "seq_aux ep_size quantization_config output_router_logits router_aux_loss_coef router_jitter_noise "
     "attn_logit_softcapping final_logit_softcapping query_pre_attn_scalar cache_implementation "
@@ -395,11 +409,25 @@ def from_hf_config(cfg: Mapping[str, Any], name: str, strict: bool = True) -> Mo
     _qwen_moe_layout(cfg, vals)
     if cfg.get("use_sliding_window") not in (None, False):
         raise ValueError("model.use_sliding_window: sliding-window attention is not modelled; only false")
+    window, share = _sliding_window(cfg, model_type)
     tie = cfg.get("tie_word_embeddings", tie_default)
     if not isinstance(tie, bool):
         raise ValueError(f"model.tie_word_embeddings: must be true or false, got {_short(tie)}")
     return ModelSpec(name=name, hidden_act=act, tie_word_embeddings=tie, dropout=_dropout(cfg), mlp_gated=gated,
+                     sliding_window=window, sliding_window_share=share,
                      **vals)
+
+
+def _sliding_window(cfg: Mapping[str, Any], model_type: str | None) -> tuple[int, float]:
+    """(window, share of windowed layers) from `sliding_window`. Qwen configs carry a sliding_window that is off
+    unless use_sliding_window is true (refused above), so there it changes nothing; Gemma 2 windows every other
+    layer (its modeling code alternates local and global attention); elsewhere (Mistral v0.1, Phi-3) every layer."""
+    w = cfg.get("sliding_window")
+    if w is None or cfg.get("use_sliding_window") is False or (model_type or "").startswith("qwen"):
+        return 0, 1.0
+    if not _is_int(w) or w <= 0:
+        raise ValueError(f"model.sliding_window: must be a positive integer or null, got {_short(w)}")
+    return int(w), 0.5 if model_type == "gemma2" else 1.0
 
 
 def _qwen_moe_layout(cfg: Mapping[str, Any], vals: dict[str, int]) -> None:

@@ -137,7 +137,8 @@ class _Builder:
 
     def flash_attention(self, tokens_q: float, heads: float, d_qk: int, d_v: int) -> None:
         s = self.p.seq_len
-        fwd = 2.0 * tokens_q * s * heads * (d_qk + d_v) * 0.5  # causal: half the score matrix
+        # causal: half the score matrix; a sliding window attends to fewer keys (ModelSpec.attended_keys)
+        fwd = 2.0 * tokens_q * self.m.attended_keys(s) * heads * (d_qk + d_v)
         io = 2.0 * tokens_q * heads * (2 * d_qk + 2 * d_v) + 2.0 * s * heads * (d_qk + d_v) / self.p.cp
         seq_eff = s / self.p.cp
         # k carries the query/key head dimension: the kernel's rate depends on it (kernels.head_dim_factor)

@@ -114,3 +114,17 @@ def test_written_profile_keeps_base_comments(synthetic):
     text = (tmp / "my-gpu.yaml").read_text()
     assert text.startswith("# NVIDIA H100 SXM5 80GB.") and "peak_tflops:  # dense, no sparsity" in text
     assert yaml.safe_load(text)["compute"]["gemm"]["tile_n"]["unit"] == "count"
+
+
+def test_latency_bound_collectives_do_not_run_off_to_absurd_bandwidth():
+    """Tiny messages only (a CPU --quick run): t ≈ α, so busbw is not identifiable; the fit caps it at 10× the
+    best busbw measured instead of returning 7e12 GB/s (which the profile's bounds then refused in CI)."""
+    from types import SimpleNamespace
+
+    from costsim.calibrate.fit_curves import fit_collectives
+    alpha = 50e-6
+    entries = [SimpleNamespace(algo="ring", collective="all_reduce", ranks=2, size_bytes=s,
+                               busbw_gbs=2 * (2 - 1) / 2 * s / alpha / 1e9) for s in (1024, 4096, 16384)]
+    fits, _, _ = fit_collectives([(e, "r") for e in entries], alpha, fit_alpha=False)
+    best = max(e.busbw_gbs for e in entries) * 1e9
+    assert fits["all_reduce"].value <= 10 * best * (1 + 1e-9)

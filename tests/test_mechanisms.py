@@ -191,3 +191,25 @@ def test_bf16_gradients_halve_the_reduction_and_the_buffer():
     assert rs16.bytes2 == pytest.approx(rs.bytes2 / 2, rel=REL) == pytest.approx(7 / 8 * 2e9, rel=REL)
     from costsim.memory import grad_bytes
     assert grad_bytes(build_plan(grad_dtype="bf16")) == 2 and grad_bytes(build_plan()) == 4
+
+
+def test_sliding_window_attends_to_fewer_keys():
+    """Mistral-7B-v0.1 (window 4096) at 8192 tokens: a query attends to 4096 − 4096²/(2·8192) = 3072 keys on
+    average instead of 4096, so attention FLOPs are 3/4 of full causal; at 4096 tokens nothing changes; Gemma 2
+    windows half its layers; Qwen's sliding_window is off unless use_sliding_window."""
+    from pathlib import Path
+
+    from costsim.model import load_hf_config_file
+    cfgs = Path(__file__).resolve().parent / "hf_configs"
+    mistral = load_hf_config_file(cfgs / "mistralai__Mistral-7B-v0.1.json")
+    assert (mistral.sliding_window, mistral.sliding_window_share) == (4096, 1.0)
+    assert mistral.attended_keys(8192) == pytest.approx(3072, rel=REL)
+    assert mistral.attended_keys(4096) == 2048
+    plan = build_plan(seq_len=8192)
+    flash = {o.name: o for o in unit_ops(mistral, plan, "dense")}["attn.flash.F"]
+    full = mistral.__class__(**{**mistral.__dict__, "sliding_window": 0})
+    flash_full = {o.name: o for o in unit_ops(full, plan, "dense")}["attn.flash.F"]
+    assert flash.flops == pytest.approx(0.75 * flash_full.flops, rel=REL)
+    assert load_hf_config_file(cfgs / "Qwen__Qwen2.5-7B.json").sliding_window == 0
+    half = mistral.__class__(**{**mistral.__dict__, "sliding_window_share": 0.5})
+    assert half.attended_keys(8192) == pytest.approx(0.5 * 3072 + 0.5 * 4096, rel=REL)

@@ -153,9 +153,16 @@ def fit_collectives(samples, alpha: float, fit_alpha: bool) -> tuple[dict[str, C
     sized = any(e.size_bytes for e, _ in usable)
     fit_alpha = fit_alpha and sized
 
+    # When every transfer is latency-bound (tiny messages, e.g. a CPU --quick run) the bandwidth is not
+    # identifiable and the fit would run off to absurd values: cap it at 10× the best busbw any entry reached.
+    caps = [math.log(10 * max(e.busbw_gbs for e, _ in by[c]) * 1e9) for c in names]
+
+    def bw(x: np.ndarray, i: int) -> float:
+        return math.exp(min(x[i], caps[i]))
+
     def logs(x: np.ndarray) -> dict[str, np.ndarray]:
         a = math.exp(x[-1]) if fit_alpha else alpha
-        return {c: np.array([math.log(predicted_busbw(c, e.ranks, e.size_bytes, a, math.exp(x[i]))
+        return {c: np.array([math.log(predicted_busbw(c, e.ranks, e.size_bytes, a, bw(x, i))
                                       / (e.busbw_gbs * 1e9)) for e, _ in by[c]]) for i, c in enumerate(names)}
 
     x0 = [math.log(max(e.busbw_gbs for e, _ in by[c]) * 1e9) for c in names]
@@ -167,5 +174,5 @@ def fit_collectives(samples, alpha: float, fit_alpha: bool) -> tuple[dict[str, C
         f = lambda x: float(np.mean(np.concatenate(list(logs(x).values())) ** 2))
         x, _ = nelder_mead(f, np.array(x0), np.full(len(x0), 0.3), iters=3000, tol=1e-14)
     res = logs(x)
-    fits = {c: CurveFit(math.exp(x[i]), by[c], list(res[c])) for i, c in enumerate(names)}
+    fits = {c: CurveFit(bw(x, i), by[c], list(res[c])) for i, c in enumerate(names)}
     return fits, (math.exp(x[-1]) if fit_alpha else alpha), usable
