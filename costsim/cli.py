@@ -244,6 +244,10 @@ def validate(
     fit: Annotated[bool, typer.Option(
         "--fit", help="Refit the global efficiency parameters (on every source, and once without each source "
                       "for the held-out errors) and write costsim/fitted.json first; several minutes.")] = False,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="PATH", help="With --fit: write the fitted parameters (and their error band) "
+                                               "to PATH instead of the package's costsim/fitted.json, and "
+                                               "validate with them.")] = None,
 ) -> None:
     """Run the public validation cases: predicted vs published, each predicted with its own source held out of
     the fit (leave one source out) and in-sample."""
@@ -251,8 +255,17 @@ def validate(
     from .crossval import cross_validate
     from .validate import all_cases
 
+    if output is not None and not fit:
+        raise typer.BadParameter("-o/--output is the file --fit writes; give --fit too", param_hint="--output")
+    record = None
     if fit:
-        _refit()
+        with user_errors():
+            if output is not None:
+                from .safe_write import check_target
+                check_target(output, "--output")    # refuse a directory or a missing folder before minutes of work
+            written = _refit(str(output) if output is not None else None)
+        if output is not None:
+            record = json.loads(Path(written).read_text())
     columns = (TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=_stderr(), transient=True) as bar:
         task = bar.add_task("cases", total=None)
@@ -260,28 +273,29 @@ def validate(
         def progress(i: int, n: int) -> None:
             bar.update(task, completed=i, total=n)
 
-        rows, summary = cross_validate(progress=progress)
+        rows, summary = cross_validate(progress=progress, record=record)
     if fit:   # the p10–p90 band every estimate shows, from these held-out errors (costsim/uncertainty.py)
         from .uncertainty import error_band, write_band
-        write_band(error_band(rows, list(all_cases())))   # rows come in all_cases() order
+        write_band(error_band(rows, list(all_cases())), str(output) if output is not None else None)
     if format is Format.json:
         _print_json(report_validation.rows_to_dict(rows, summary))
     else:
         report_validation.render(rows, summary, Console())
 
 
-def _refit() -> None:
+def _refit(path: str | None = None) -> str:
     from .fit import fit as run_fit, write_fitted
 
     err = _stderr()
     with err.status("fitting global efficiency parameters") as status:
         res = run_fit(progress=lambda msg: status.update(f"fitting ({msg})"))
-    path = write_fitted(res)
+    path = write_fitted(res, path)
     e = res.eff
     bound = f"; at a bound: {', '.join(res.at_bound())}" if res.at_bound() else ""
     err.print(f"fitted compute_derate {e.compute_derate:.4f}, kernel_overhead {e.kernel_overhead_s * 1e6:.2f} µs,"
               f" overlap_slowdown {e.overlap_slowdown:.4f}; log-RMSE {res.before ** .5:.3f} → {res.after ** .5:.3f}"
               f"{bound}; wrote {path}", markup=False)
+    return path
 
 
 from .calibrate.cli import calibrate_app  # noqa: E402  (after user_errors, which the sub-app uses)

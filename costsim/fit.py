@@ -144,13 +144,14 @@ def fitted_path() -> str:
     return str(resources.files("costsim").joinpath("fitted.json"))
 
 
-def write_fitted(res: FitResult) -> str:
-    """Write costsim/fitted.json (the package data the estimate reads) and return its path. Atomic: a temporary
-    file in the same directory replaces it. Unchanged values are not rewritten (no date-only churn)."""
+def write_fitted(res: FitResult, path: str | None = None) -> str:
+    """Write costsim/fitted.json (the package data the estimate reads), or `path` when given, and return the path.
+    Atomic: a temporary file in the same directory replaces it. Unchanged values are not rewritten (no date-only
+    churn)."""
     import json
     from datetime import date
 
-    path = fitted_path()
+    path = path or fitted_path()
     record = {
         "_about": "Global efficiency parameters fitted on the whole public validation set by "
                   "`costsim validate --fit` (costsim/fit.py); `loso` holds the refit without each source, used "
@@ -173,5 +174,5 @@ def write_fitted(res: FitResult) -> str:
         pass
     record["fit"]["date"] = date.today().isoformat()
     from .safe_write import write_text
-    write_text(path, json.dumps(record, indent=2) + "\n", what="costsim/fitted.json")   # atomic, unique temp file
+    write_text(path, json.dumps(record, indent=2) + "\n", what=str(path))   # atomic, unique temp file
     return path

@@ -40,22 +40,6 @@ _MEMORY = (("weights", "#4C78A8"), ("gradients", "#72B7B2"), ("optimizer", "#F58
            ("activations", "#E45756"), ("reserved", "#BAB0AC"))
 _GIB = 1024 ** 3
 
-# What each colour of the step timeline is (costsim/sim/timeline.py COLORS keys), for its legend.
-_TIMELINE_KINDS = {
-    "F": "F — forward of one chunk (F<i>c.m</i>: chunk c, micro-batch m)",
-    "B": "B — backward (input gradients) of one chunk",
-    "W": "W — weight-gradient pass (zero-bubble / DualPipe split)",
-    "FB": "FB — a DualPipe pair: a forward and a backward overlapped",
-    "optimizer": "optimizer step",
-    "send": "PP send of activations / gradients to the next stage",
-    "DP": "DP gradient reduce-scatter / parameter gather",
-    "ep": "EP all-to-all (dispatch / combine)",
-    "tp": "TP collective",
-    "cp": "CP ring-attention transfer",
-    "zero": "ZeRO-3 / FSDP gather",
-    "comm": "communication the compute waits for (blocking)",
-}
-
 Progress = Callable[[str], None]
 
 
@@ -129,33 +113,17 @@ def _variant(label: str, scenario: Path, overrides: list[str]) -> Variant:
 
 def _timeline(est: Estimate) -> tuple[go.Figure | None, str]:
     from .sim.step import simulate_phase
-    from .sim.timeline import COLORS, timeline_figure
+    from .sim.timeline import timeline_figure
 
     chosen = next((p for p in est.phases if not p.reported and p.costs is not None), None)
     if chosen is None:
         return None, "no simulated phase: every phase is a reported figure"
     try:
-        res = simulate_phase(chosen.costs, est.efficiency.overlap_efficiency, trace=True)
+        res = simulate_phase(chosen.costs, overlap_slowdown=est.efficiency.overlap_slowdown, trace=True)
     except CostsimError as exc:
         return None, f"the step simulation refused this phase: {' '.join(str(exc).split())}"
     fig = timeline_figure(res, f"{chosen.name}: one simulated step, {res.step_time_s:.2f} s")
-    used = set()
-    for tr in fig.data:            # rounded to the microsecond: the page stays small, the picture the same
-        tr.base = [round(b, 6) for b in tr.base]
-        tr.x = [round(x, 6) for x in tr.x]
-        tr.marker.line.width = 0   # no white outline: thousands of short bars (interleaved plans) stay solid
-        used.update(tr.marker.color)
-    for kind, color in COLORS.items():   # a real legend: one entry per kind that appears, explained
-        if color in used:
-            fig.add_trace(go.Bar(x=[None], y=[None], orientation="h", marker_color=color,
-                                 name=_TIMELINE_KINDS.get(kind, kind), showlegend=True, hoverinfo="skip"))
     ranks = len({e.rank for e in res.trace})
-    rows = len({(e.rank, e.stream) for e in res.trace})
-    fig.layout.annotations = ()     # the colour key drawn as text is replaced by the legend
-    fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0,
-                                              "font": {"size": 11}},
-                      height=max(440, 230 + 26 * rows), margin={"t": 120, "b": 60}, title={"y": 0.99,
-                                                                                           "yanchor": "top"})
     note = (f"{chosen.name}, {ranks} pipeline stages, simulated step {res.step_time_s:.2f} s (closed form "
             f"{chosen.step_time_s:.2f} s).")
     return fig, note

@@ -190,7 +190,7 @@ def fake_validate(monkeypatch):
     held_out = [11.0, 18.0, 2.9e6]
     calls = []
 
-    def cross_validate(progress=None):
+    def cross_validate(progress=None, record=None):
         for i in range(len(cases)):
             if progress:
                 progress(i + 1, len(cases))
@@ -229,3 +229,11 @@ def test_validate_json(fake_validate):
     assert s["cross_validated"]["max_abs"] == pytest.approx(0.10)
     assert s["cross_validated"]["median_abs"] == pytest.approx(0.10)     # |errors| 0.10, 0.10, 0.089
     assert s["worst_cross_validated"] == "Megatron-LM Table 1: 145.6B"
+
+
+def test_validate_output_needs_fit_and_a_file(tmp_path):
+    """`-o PATH` names the file --fit writes: alone it is refused, and a directory is refused before any fitting."""
+    alone = run("validate", "-o", str(tmp_path / "f.json"))
+    assert alone.exit_code == 2 and "--fit" in alone.stderr and len(alone.stderr.strip().splitlines()) == 1
+    folder = run("validate", "--fit", "-o", str(tmp_path))
+    assert folder.exit_code == 2 and "is a directory" in folder.stderr

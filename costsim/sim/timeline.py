@@ -17,6 +17,24 @@ COLORS = {"F": "#4C78A8", "B": "#72B7B2", "W": "#54A24B", "FB": "#B279A2", "opti
           "zero": "#79706E", "comm": "#D67195"}
 
 
+# What each colour is, for the legend (labels: F1.3 = forward of chunk 1, micro-batch 3; FB F1.8 B0.2 = a DualPipe
+# pair of the forward of chunk 1, micro-batch 8 and the backward of chunk 0, micro-batch 2).
+KIND_NAMES = {
+    "F": "F — forward of one chunk (F<i>c.m</i>: chunk c, micro-batch m)",
+    "B": "B — backward (input gradients) of one chunk",
+    "W": "W — weight-gradient pass (zero-bubble / DualPipe split)",
+    "FB": "FB — a DualPipe pair: a forward and a backward overlapped",
+    "optimizer": "optimizer step",
+    "send": "PP send of activations / gradients to the next stage",
+    "DP": "DP gradient reduce-scatter / parameter gather",
+    "ep": "EP all-to-all (dispatch / combine)",
+    "tp": "TP collective",
+    "cp": "CP ring-attention transfer",
+    "zero": "ZeRO-3 / FSDP gather",
+    "comm": "communication the compute waits for (blocking)",
+}
+
+
 def _kind(label: str) -> str:
     if label.startswith("FB"):
         return "FB"
@@ -42,11 +60,21 @@ def timeline_figure(result: StepResult, title: str) -> go.Figure:
                 text=[e.label for e in evs], textposition="none",
                 hovertemplate="%{text}<br>%{base:.4f} s + %{x:.4f} s<extra></extra>",
                 showlegend=False))
-    fig.update_layout(title=title, barmode="overlay", xaxis_title="seconds into the step",
-                      yaxis={"autorange": "reversed"}, height=120 + 70 * len(ranks), bargap=0.1,
-                      annotations=[{"text": " · ".join(f"<span style='color:{c}'>■</span> {k}"
-                                                       for k, c in COLORS.items()),
-                                    "xref": "paper", "yref": "paper", "x": 0, "y": 1.06, "showarrow": False}])
+    used = set()
+    for tr in fig.data:            # rounded to the microsecond: the page stays small, the picture the same
+        tr.base = [round(b, 6) for b in tr.base]
+        tr.x = [round(x, 6) for x in tr.x]
+        tr.marker.line.width = 0   # no white outline: thousands of short bars (interleaved plans) stay solid
+        used.update(tr.marker.color)
+    for kind, color in COLORS.items():   # a real legend: one entry per kind that appears, explained
+        if color in used:
+            fig.add_trace(go.Bar(x=[None], y=[None], orientation="h", marker_color=color,
+                                 name=KIND_NAMES.get(kind, kind), showlegend=True, hoverinfo="skip"))
+    rows = len({(e.rank, e.stream) for e in result.trace})
+    fig.update_layout(title={"text": title, "y": 0.99, "yanchor": "top"}, barmode="overlay",
+                      xaxis_title="seconds into the step", yaxis={"autorange": "reversed"}, bargap=0.1,
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 11}},
+                      height=max(440, 230 + 26 * rows), margin={"t": 120, "b": 60})
     return fig
 
 
