@@ -4,15 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .efficiency import Efficiency, fitted, with_overrides
 from .errors import PlanError, ScenarioError
 from .hardware import HardwareProfile, load_profile, with_network
 from .kernels import COLLECTIVES, hw_row, op_seconds
 from .layers import pipeline_units, unit_ops
 from .layout import layout, rank_chunks
-from .memory import MemoryBreakdown, in_flight, rank_memory
+from .memory import MemoryBreakdown, rank_memory
 from .model import ModelSpec, resolve_model
 from .ops import ATTN_B, ATTN_F, COLL, OpTable
 from .plan import ParallelPlan, PhasePlan, resolve_phases

@@ -12,8 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import CostsimError
 
 PRECISIONS = ("bf16", "fp8", "tf32", "fp32")

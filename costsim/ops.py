@@ -15,7 +15,7 @@ import numpy as np
 
 from .fp8 import CAST_BYTES, microbatches_per_chunk, weight_cached
 from .model import ModelSpec
-from .plan import A2A_MIXED, HIERARCHICAL, NETWORK, NVLINK, ParallelPlan
+from .plan import A2A_MIXED, HIERARCHICAL, NVLINK, ParallelPlan
 
 GEMM, ATTN_F, ATTN_B, MEM, COLL = 0, 1, 2, 3, 4
 PRECISION_CODE = {"bf16": 0, "fp8": 1}

@@ -147,7 +147,7 @@ def parse_yaml(text: str, where: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        if (n := _expanded_size(node)) > MAX_NODES:
+        if _expanded_size(node) > MAX_NODES:
             raise _Limit(f"expands to more than {MAX_NODES:,} values (aliases); the limit is {MAX_NODES:,}")
         return loader.construct_document(node)
     except _Limit as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from costsim.cases import fms_fsdp, llm_foundry, megatron_core, nemo, runs2_cases
+from costsim.cases import llm_foundry, megatron_core, nemo, runs2_cases
 from costsim.cases._common import REFERENCE, builtin_with, network_gbps_per_gpu
 from costsim.estimate import estimate
 from costsim.hardware import load_profile
