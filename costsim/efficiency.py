@@ -36,11 +36,6 @@ class Efficiency:
     kernel_overhead_s: float = 0.0
     overlap_slowdown: float = 0.0
 
-    @property
-    def overlap_efficiency(self) -> float:
-        """The former parameter, for callers that still speak it (the step simulator)."""
-        return 1.0 - self.overlap_slowdown
-
 
 def load_fitted(record: dict) -> Efficiency:
     return Efficiency(record["compute_derate"], record["kernel_overhead_us"] * 1e-6, record["overlap_slowdown"])

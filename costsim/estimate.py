@@ -222,21 +222,6 @@ class PhaseCosts:
     steps: list[RankStep]             # per rank: DP gradient reduction, ZeRO gathers, optimizer (before overlap)
 
     @property
-    def dp_comm(self) -> list[float]:
-        """Per rank, per step: DP gradient reduction (before overlap)."""
-        return [s.grad for s in self.steps]
-
-    @property
-    def optimizer(self) -> list[float]:
-        """Per rank, per step: optimizer update + ZeRO parameter gather (before overlap)."""
-        return [s.update + s.gather for s in self.steps]
-
-    @property
-    def zero_comm(self) -> list[dict]:
-        """Per rank, per micro-batch: ZeRO-3 gathers and reduce-scatters."""
-        return [s.zero for s in self.steps]
-
-    @property
     def v(self) -> int:
         return self.plan.virtual_stages if self.plan.schedule == "interleaved" else 1
 

@@ -124,11 +124,9 @@ def _rank_step(model, plan, row, moment, units) -> RankStep:
     params = gpu_params(model, plan, units)
     b = _Builder(model, plan, "dp")
     grad, gather, z3 = _rank_ops(b, params.dense, params.expert)
-    dense_dp = plan.dp * plan.cp
-    expert_dp = max(1, plan.tp * plan.cp * plan.dp // (plan.ep * plan.etp))
     z = plan.zero_stage
-    sharded = lambda n, size: n / min(size, plan.zero_shard_size or size)  # noqa: E731
-    local = (sharded(params.dense, dense_dp) + sharded(params.expert, expert_dp)
+    # optimizer state this GPU updates: its shard of each group's parameters (ZeRO ≥ 1), else all of them
+    local = (sum(n / shard for n, shard, *_ in _groups(plan, params.dense, params.expert))
              if z >= 1 else params.dense + params.expert)
     grad_buffer = local if z >= 2 else params.dense + params.expert
     update_bytes = local * (GRAD_NORM_BYTES + CLIP_BYTES + adam_bytes(moment) + MASTER_COPY_BYTES)
