@@ -169,7 +169,7 @@ def timeline(
         check_target(output, "--output")      # before the work: an unwritable output fails at once
         sc = load_scenario(scenario, overrides or [])
         est = run_estimate(sc, base_dir=scenario.parent)
-        sims = [p for p in est.phases if not p.reported]
+        sims = [p for p in est.phases if p.trained]
         chosen = next((p for p in sims if phase in (None, p.name)), None)
         if chosen is None:
             names = ", ".join(p.name for p in sims) or "none"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .efficiency import fitted_record, load_fitted
-from .validate import CaseResult, all_cases, run_cases
+from .validate import CaseResult, all_cases, fit_groups, run_cases
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,10 @@ def cross_validate(progress: Callable[[int, int], None] | None = None, cases=Non
         done[0] += len(idx)
         tick(0, total)
     # a source without refitted parameters (fitted.json older than the source) has no held-out prediction
-    rows = [Row(r, cv[i].predicted if r.group in loso else math.nan) for i, r in enumerate(in_sample)]
+    # a source the fit never uses (fit_groups) is held out already: its in-sample prediction is held out
+    fitted = fit_groups(cases)
+    rows = [Row(r, cv[i].predicted if r.group in loso else r.predicted if r.group not in fitted else math.nan)
+            for i, r in enumerate(in_sample)]
     return rows, summarize(rows)
 
 

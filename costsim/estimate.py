@@ -44,6 +44,14 @@ class PhaseEstimate:
     plan: ParallelPlan | None = None
     layout: list[list[str]] = field(default_factory=list)
     reported: bool = False
+    kind: str = "train"                                            # train | generate | rl | serve
+    num_gpus: float | None = None                                  # the phase's own GPUs (serve: the average)
+    figures: dict = field(default_factory=dict)                    # per kind (costsim/serving.py, costsim/rl.py)
+
+    @property
+    def trained(self) -> bool:
+        """A costed training phase: it has a plan, a step breakdown and per-rank costs."""
+        return self.kind == "train" and not self.reported
 
 
 @dataclass
@@ -93,8 +101,14 @@ def estimate(sc: Scenario, base_dir: Path = Path("."), simulate: bool = False) -
     model, hw = load_context(sc, base_dir)
     eff = with_overrides(fitted(), sc.efficiency)
     price = sc.pricing.usd_per_gpu_hour or hw.price_usd_per_gpu_hour
-    phases = [_in_phase(i, ph.name, estimate_phase, sc, model, hw, ph, eff, price)
-              for i, ph in enumerate(resolve_phases(sc, model, hw))]
+    plans = {ph.name: ph for ph in resolve_phases(sc, model, hw)}
+    phases = []
+    for i, ph in enumerate(sc.phases):
+        if ph.kind == "train":
+            phases.append(_in_phase(i, ph.name, estimate_phase, sc, model, hw, plans[ph.name], eff, price))
+        else:
+            from .post_training import estimate_other   # generation, RL and serving phases
+            phases.append(_in_phase(i, ph.name, estimate_other, sc, i, ph, model, hw, eff, price, base_dir))
     est = Estimate(sc.name, model, hw, sc.cluster.num_gpus, price, eff, phases,
                    price_pinned=sc.pricing.usd_per_gpu_hour is not None)
     if simulate:
@@ -119,7 +133,7 @@ def _simulate(est: Estimate, sc: Scenario) -> None:
 
     runs = []
     for p in est.phases:
-        if not p.reported:
+        if p.trained:
             p.simulated = _in_phase(len(runs), p.name, simulate_phase, p.costs,
                                    overlap_slowdown=est.efficiency.overlap_slowdown)
             runs.append((p.name, p.steps, p.simulated.step_time_s))

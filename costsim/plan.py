@@ -101,6 +101,11 @@ def resolve_phases(sc: Scenario, model: ModelSpec, hw: HardwareProfile) -> list[
     out: list[PhasePlan] = []
     precision, seq_len, gbs, recipe = "bf16", None, None, "delayed"
     for i, ph in enumerate(sc.phases):
+        if ph.kind != "train":          # generation, RL and serving phases: costsim/post_training.py
+            if ph.kind == "rl":         # an RL phase's update passes its precision on, as a training phase's
+                precision = ph.precision or precision
+                recipe = ph.fp8_recipe or recipe
+            continue
         if ph.gpu_hours is not None:
             out.append(PhasePlan(ph.name, None, 0, 0.0, ph.gpu_hours))
             continue

@@ -5,6 +5,7 @@ Pure presentation: nothing here computes a cost. SI in the objects, human units 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
@@ -105,7 +106,7 @@ CSV_COLUMNS = ("scenario", "phase", "reported", "gpu", "num_gpus", "usd_per_gpu_
                "step_time_s", "step_time_s_p10", "step_time_s_p90", "gpu_hours", "gpu_hours_p10", "gpu_hours_p90",
                "wall_clock_days", "wall_clock_days_p10", "wall_clock_days_p90", "cost_usd", "cost_usd_p10",
                "cost_usd_p90", "energy_mwh", "mfu", "model_tflops_per_gpu", "hardware_tflops_per_gpu",
-               "tokens_per_s_per_gpu", "simulated_step_time_s")
+               "tokens_per_s_per_gpu", "simulated_step_time_s", "kind")
 
 
 def estimate_to_csv(est: Estimate) -> str:
@@ -136,7 +137,7 @@ def phase_bands(est: Estimate) -> list[dict | None]:
     out: list[dict | None] = []
     for p in est.phases:
         f = factors(band, p.plan.precision if p.plan else None)
-        if f is None:
+        if f is None or p.kind != "train":   # the held-out errors are of training steps only
             out.append(None)
         elif p.reported:
             out.append({k: (getattr(p, k), getattr(p, k)) for k in _BAND_FIGURES[1:]} | {"step_time_s": None})
@@ -228,10 +229,14 @@ def _model_dict(m: ModelSpec) -> dict:
 
 
 def phase_to_dict(p: PhaseEstimate) -> dict:
-    """One phase; a reported phase has only its given GPU-hours and what follows from them, the rest null."""
+    """One phase; a reported phase has only its given GPU-hours and what follows from them, the rest null.
+    Generate, rl and serve phases carry their own figures (costsim/serving.py, costsim/rl.py) and null for
+    the training-step keys."""
+    if p.kind != "train":
+        return _other_phase_dict(p)
     sim = not p.reported
     out = {
-        "name": p.name, "reported": p.reported,
+        "name": p.name, "kind": p.kind, "reported": p.reported,
         "tokens": num(p.tokens) if sim else None, "steps": int(p.steps) if sim else None,
         "step_time_s": num(p.step_time_s) if sim else None,
         "gpu_hours": num(p.gpu_hours), "wall_clock_days": num(p.wall_clock_days), "cost_usd": num(p.cost_usd),
@@ -256,6 +261,35 @@ def phase_to_dict(p: PhaseEstimate) -> dict:
     return out
 
 
+_TRAIN_ONLY = ("mfu", "model_tflops_per_gpu", "hardware_tflops_per_gpu", "model_flops_per_token",
+               "step_breakdown_s", "exposed_comm_by_stream_s", "per_microbatch_s", "simulated_step_time_s",
+               "link_busy_s_per_step", "dualpipe_phases_s", "memory_gib_per_gpu", "plan", "stages")
+
+
+def _other_phase_dict(p: PhaseEstimate) -> dict:
+    rl = p.kind == "rl"
+    out = {"name": p.name, "kind": p.kind, "reported": False, "tokens": num(p.tokens),
+           "steps": int(p.steps) if rl else None, "step_time_s": num(p.step_time_s) if rl else None,
+           "gpu_hours": num(p.gpu_hours), "wall_clock_days": num(p.wall_clock_days), "cost_usd": num(p.cost_usd),
+           "energy_mwh": num(p.energy_mwh), "tokens_per_s_per_gpu": num(p.tokens_per_s_per_gpu),
+           "num_gpus": num(p.num_gpus) if p.num_gpus is not None else None}   # serve: the period's average
+    out |= {k: None for k in _TRAIN_ONLY}
+    out |= {k: _plain(v) for k, v in p.figures.items()}
+    return out
+
+
+def _plain(v):
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, (bool, str)) or v is None:
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    return num(float(v))
+
+
 def _plan_dict(p: PhaseEstimate) -> dict:
     plan = p.plan
     return asdict(plan) | {"num_microbatches": int(plan.num_microbatches),
@@ -274,8 +308,10 @@ def render_estimate(est: Estimate, console: Console) -> None:
     for table in _phases_tables(est, console):
         console.print(table)
     for p in est.phases:
-        if not p.reported:
+        if p.trained:
             console.print(_phase_detail(p))
+        elif p.kind != "train":
+            console.print(_other_detail(p))
     console.print(Text.assemble(
         ("\nTotal  ", "bold"), (f"{fmt_hours(est.gpu_hours)} GPU-h", "bold cyan"), " · ",
         (f"{fmt_days(est.wall_clock_days)} days", "bold"), " · ", (fmt_usd(est.cost_usd), "bold green"),
@@ -381,6 +417,12 @@ def _phases_table(est: Estimate, columns: tuple[str, ...]) -> Table:
 
 def _phase_cells(p: PhaseEstimate) -> dict[str, str | Text]:
     cells = {"GPU-h": fmt_hours(p.gpu_hours), "days": fmt_days(p.wall_clock_days), "cost": fmt_usd(p.cost_usd)}
+    if p.kind != "train":
+        rl = p.kind == "rl"
+        return cells | {c: "—" for c in _RATE_COLS} | {
+            "tokens": fmt_si(p.tokens), "steps": f"{p.steps:,}" if rl else "—",
+            "step\n(s)": fmt_s(p.step_time_s) if rl else Text(p.kind, style="italic"),
+            "tokens/s": f"{p.tokens_per_s_per_gpu:,.0f}"}
     if p.reported:
         return cells | {c: "—" for c in ("tokens", "steps") + _RATE_COLS} | {
             "step\n(s)": Text("reported", style="italic")}
@@ -411,6 +453,25 @@ def _phase_detail(p: PhaseEstimate) -> Group:
     parts = [x for x in (_breakdown_table(bd, p.exposed_by_class), _dualpipe_table(bd), _per_mb_table(bd), _memory_table(mem))
              if x is not None]
     return Group(head, Columns(parts, padding=(1, 4)))   # side by side where the terminal is wide enough
+
+
+def _other_detail(p: PhaseEstimate) -> Text:
+    """A generate, rl or serve phase in two lines: its rates and where its time goes."""
+    f = p.figures
+    if p.kind == "rl":
+        sp = f["time_split"]
+        body = (f"{f['rounds']:,} rollout rounds × {f['steps_per_round']} policy steps on {p.num_gpus:,} GPUs · "
+                f"{fmt_si(f['generated_tokens'])} tokens generated, mean response {f['mean_response_tokens']:,.0f}"
+                f"\ntime: generation {sp['generation']:.0%} · idle in the long tail {sp['idle']:.0%} · update "
+                f"{sp['update']:.0%}; decode batch ≤ {f['decode_batch_per_gpu']:,} per GPU")
+    else:
+        where = (f"{f['nodes']:,.1f} nodes on average (prefill {f['prefill_nodes']:,.1f}, decode "
+                 f"{f['decode_nodes']:,.1f})" if p.kind == "serve" else f"{p.num_gpus:,} GPUs")
+        body = (f"{where} · per node: prefill {fmt_si(f['prefill_tokens_per_s_per_node'])} input tokens/s, "
+                f"decode {fmt_si(f['decode_tokens_per_s_per_node'])} output tokens/s at "
+                f"{f['tokens_per_s_per_request']:,.1f} tokens/s per request (batch {f['decode_batch_per_gpu']:,.0f}"
+                " per GPU)")
+    return Text.assemble(("\n" + p.name, "bold"), f" — {p.kind}\n", (body, ""))
 
 
 def _small(title: str, unit: str) -> Table:

@@ -115,7 +115,7 @@ def _timeline(est: Estimate) -> tuple[go.Figure | None, str]:
     from .sim.step import simulate_phase
     from .sim.timeline import timeline_figure
 
-    chosen = next((p for p in est.phases if not p.reported and p.costs is not None), None)
+    chosen = next((p for p in est.phases if p.trained and p.costs is not None), None)
     if chosen is None:
         return None, "no simulated phase: every phase is a reported figure"
     try:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      field_validator, model_validator)
 
 from .errors import ScenarioError
+from .phase_kinds import GeneratePhase, RLPhase, ServePhase
 from .safe_load import LoadError, clip, load_yaml, parse_yaml, short
 from .sim.reliability import Reliability
 from .search.space import SearchSpace
@@ -109,6 +111,8 @@ Fp8Recipe = Literal["delayed", "current", "rowwise", "blockwise"]
 
 
 class Phase(_Strict):
+    kind: Literal["train"] = Field(default="train", description="train (the default): pre-training, context "
+                                   "extension, fine-tuning; other kinds: generate, rl, serve")
     name: str = Field(min_length=1, max_length=200,
                       description="phase name, shown in the output (and `costsim timeline --phase`)")
     precision: Precision | None = Field(default=None, description="bf16 or fp8 GEMMs; default: the phase before's "
@@ -127,17 +131,35 @@ class Phase(_Strict):
     gpu_hours: Float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False, description="a reported figure, shown as given")
     parallelism: dict[str, Any] | None = Field(default=None, description="overrides of scenario parallelism")
 
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _known_kind(cls, value: Any) -> Any:
+        if value not in PHASE_KINDS:
+            raise ValueError(f"{short(value)} is not a phase kind; expected one of {', '.join(PHASE_KINDS)}")
+        return value
+
     @model_validator(mode="after")
     def _one_amount(self) -> "Phase":
         given = [k for k in ("tokens", "steps", "gpu_hours") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of tokens, steps, gpu_hours (got {', '.join(given) or 'none'})")
         if self.gpu_hours is not None:
-            other = [k for k in self.model_fields_set if k not in ("name", "gpu_hours")]
+            other = [k for k in self.model_fields_set if k not in ("name", "gpu_hours", "kind")]
             if other:
                 raise ValueError(f"a reported phase (gpu_hours) takes only name and gpu_hours; remove "
                                  f"{', '.join(sorted(other))}")
         return self
+
+
+def _phase_kind(value: Any) -> str:
+    kind = value.get("kind", "train") if isinstance(value, dict) else getattr(value, "kind", "train")
+    return kind if kind in PHASE_KINDS else "train"   # an unknown kind fails on Phase's own Literal
+
+
+PHASE_KINDS = ("train", "generate", "rl", "serve")
+AnyPhase = Annotated[
+    Annotated[Phase, Tag("train")] | Annotated[GeneratePhase, Tag("generate")] | Annotated[RLPhase, Tag("rl")]
+    | Annotated[ServePhase, Tag("serve")], Discriminator(_phase_kind)]
 
 
 class Pricing(_Strict):
@@ -181,8 +203,8 @@ class Scenario(_Strict):
     cluster: Cluster = Field(description="the GPUs: profile, count, GPUs per node, network")
     parallelism: Parallelism = Field(default=Parallelism(), description="the parallel plan; a phase's "
                                      "`parallelism` overrides the fields it names")
-    phases: list[Phase] = Field(min_length=1, max_length=MAX_PHASES, description="training phases in order, each "
-                                "with tokens, steps or a reported gpu_hours")
+    phases: list[AnyPhase] = Field(min_length=1, max_length=MAX_PHASES, description="phases in order: training "
+                                   "(tokens, steps or a reported gpu_hours), generate, rl or serve (`kind`)")
     pricing: Pricing = Field(default=Pricing(), description="price per GPU-hour (default: the GPU profile's) and PUE")
     optimizer: Optimizer = Field(default=Optimizer(), description="optimizer state precision")
     moe: Moe = Field(default=Moe(), description="MoE routing: load imbalance, capacity factor")
@@ -213,7 +235,8 @@ class Scenario(_Strict):
 
 
 def _loc(err: dict) -> str:
-    parts = [str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after"))]
+    parts = [str(p) for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-after")
+                                                                        or p in PHASE_KINDS))]
     return clip(".".join(parts), 120) or "scenario"
 
 

@@ -188,7 +188,13 @@ def published_runs_cases() -> list[Case]:
 
 def all_cases() -> list[Case]:
     from .cases import runs2_cases   # costsim/cases imports Case from here
-    return published_runs_cases() + runs2_cases()
+    from .cases.post_training import post_training_cases
+    return published_runs_cases() + runs2_cases() + post_training_cases()
+
+
+def fit_groups(cases: Iterable[Case]) -> set[str]:
+    """Sources the global fit uses: those with at least one fitted_on case (the others are held out always)."""
+    return {c.group for c in cases if c.fitted_on}
 
 
 def run_cases(progress: Callable[[int, int], None] | None = None, efficiency: Efficiency | None = None,

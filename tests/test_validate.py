@@ -5,6 +5,7 @@ from costsim.validate import all_cases, published_runs_cases, run_cases, summari
 
 FIRST_SET = {"DeepSeek-V3", "Megatron-LM Table 1", "Korthikanti Table 5", "NVIDIA GPT-3 175B H100"}
 RUNS_2 = {"torchtitan", "llm-foundry", "fms-fsdp", "Megatron-Core README", "NeMo"}   # costsim/cases/
+POST_TRAINING = {"DeepSeek serving day", "DeepSeek-R1"}                                 # cases/post_training.py
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +15,7 @@ def results():
 
 def test_every_group_of_the_public_set_is_present(results):
     groups = {r.group for r in results}
-    assert groups == FIRST_SET | RUNS_2
+    assert groups == FIRST_SET | RUNS_2 | POST_TRAINING
     assert len(results) == len(all_cases()) >= 30 + 80
     assert all(r.source for r in results)
 

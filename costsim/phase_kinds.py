@@ -1,0 +1,195 @@
+"""Scenario keys of the phases beyond training: `kind: generate`, `kind: rl` and `kind: serve`.
+
+A training phase (`kind: train`, the default) is `scenario.Phase`. These phases describe work measured in
+prompts, rollouts and served tokens rather than training tokens; each names the serving plan it generates
+with (`costsim/infer/`). Figures and sources: docs/reference/deepseek-r1-and-inference.md.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is a boolean; expected a number")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool)]
+MAX_SIZE = 1_000_000
+MAX_TOKENS = 1e17
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Serving(_Strict):
+    """One serving instance: the GPUs that hold one copy of the model and serve a share of the requests."""
+    tp: Int = Field(default=1, gt=0, le=MAX_SIZE, description="tensor parallel size inside an instance "
+                    "(attention and dense layers)")
+    dp: Int = Field(default=1, gt=0, le=MAX_SIZE, description="attention data-parallel ranks inside an instance "
+                    "(DeepSeek: DP32 prefill, DP144 decode); the instance has tp·dp GPUs")
+    ep: Int = Field(default=1, gt=0, le=MAX_SIZE, description="expert parallel size over the instance's tp·dp "
+                    "GPUs (MoE models)")
+    precision: Literal["bf16", "fp8"] = Field(default="bf16", description="GEMM precision (fp8: weights stored "
+                                               "in FP8)")
+    kv_dtype: Literal["bf16", "fp8"] = Field(default="bf16", description="KV-cache element type")
+    mtp_tokens: Float = Field(default=1.0, ge=1, le=16, description="tokens emitted per decode step: 1 + the "
+                              "accepted draft tokens of speculative decoding (DeepSeek-V3 MTP: 85–90% "
+                              "acceptance of the second token, V3 report §5.4.3)")
+    overlap_comm: bool = Field(default=False, description="expert all-to-all hidden behind compute (DeepSeek: "
+                               "dual micro-batch prefill, 5-stage pipeline in decode)")
+    redundant_experts: Int = Field(default=0, ge=0, le=MAX_SIZE, description="extra expert replicas spread over "
+                                   "the instance (DeepSeek prefill: 32)")
+
+
+class LengthSpec(_Strict):
+    """Response lengths in tokens: a named family, its mean (a number, or [step, mean] pairs interpolated
+    linearly in the training step) and shape."""
+    family: Literal["lognormal", "constant"] = Field(default="lognormal", description="distribution of one "
+                                                     "response's length")
+    mean: Float | list[tuple[Int, Float]] = Field(description="mean response tokens (before the length "
+                                                  "limit); or a table [[step, mean], ...] by training step")
+    sigma: Float = Field(default=0.6, ge=0, le=5, description="lognormal shape: standard deviation of "
+                         "log(length)")
+
+    @model_validator(mode="after")
+    def _table(self) -> "LengthSpec":
+        if isinstance(self.mean, list):
+            if not self.mean:
+                raise ValueError("mean: the table is empty; give a number or [[step, mean], ...]")
+            steps = [s for s, _ in self.mean]
+            if steps != sorted(steps) or len(set(steps)) != len(steps):
+                raise ValueError(f"mean: table steps must increase (got {steps[:8]})")
+            if any(not 0 < m <= 1e7 for _, m in self.mean):
+                raise ValueError("mean: every mean must be in (0, 1e7] tokens")
+        elif not 0 < self.mean <= 1e7:
+            raise ValueError(f"mean: {self.mean} must be in (0, 1e7] tokens")
+        return self
+
+
+class MaxTokens(_Strict):
+    from_step: Int = Field(ge=0, le=1_000_000_000, description="first training step this limit applies to")
+    tokens: Int = Field(gt=0, le=10_000_000, description="maximum response tokens from that step on")
+
+
+class GeneratePhase(_Strict):
+    """N prompts through a model: generated data, distillation, rejection sampling, evaluation."""
+    kind: Literal["generate"] = Field(description="generate: prompts × input and output tokens through a model")
+    name: str = Field(min_length=1, max_length=200, description="phase name, shown in the output")
+    model: str | dict[str, Any] | None = Field(default=None, description="the generating model (e.g. a teacher "
+                                               "for distillation); default: the scenario's model")
+    num_gpus: Int | None = Field(default=None, gt=0, le=10_000_000, description="GPUs generating; default: "
+                                 "cluster.num_gpus")
+    prompts: Float = Field(gt=0, le=1e13, allow_inf_nan=False, description="requests (samples) generated")
+    input_tokens: Float = Field(gt=0, le=1e7, description="mean prompt tokens per request")
+    output_tokens: Float = Field(gt=0, le=1e7, description="mean generated tokens per request")
+    cache_hit: Float = Field(default=0.0, ge=0, lt=1, description="share of input tokens found in a prefix "
+                             "cache (not recomputed)")
+    tokens_per_s_per_request: Float | None = Field(default=None, gt=0, le=1e5, description="per-request "
+                                                   "output speed target; default: the largest batch memory "
+                                                   "allows (throughput)")
+    serving: Serving = Field(default=Serving(), description="decode plan (and prefill, unless `prefill` given)")
+    prefill: Serving | None = Field(default=None, description="a separate prefill plan (prefill/decode "
+                                    "disaggregation); default: `serving`")
+
+
+class RLPhase(_Strict):
+    """Rounds of rollouts (generation) and policy updates (training on the generated tokens), GRPO-style."""
+    kind: Literal["rl"] = Field(description="rl: rounds of rollouts and policy updates")
+    name: str = Field(min_length=1, max_length=200, description="phase name, shown in the output")
+    num_gpus: Int | None = Field(default=None, gt=0, le=10_000_000, description="GPUs of the phase; default: "
+                                 "cluster.num_gpus")
+    steps: Int = Field(gt=0, le=100_000_000, description="policy (optimizer) steps")
+    prompts_per_step: Int = Field(gt=0, le=10_000_000, description="unique prompts per policy step")
+    samples_per_prompt: Int = Field(default=1, gt=0, le=100_000, description="sampled outputs per prompt "
+                                    "(GRPO group size)")
+    outputs_per_rollout: Int | None = Field(default=None, gt=0, le=1_000_000_000, description="outputs "
+                                            "generated per rollout round, split into mini-batches of "
+                                            "prompts_per_step·samples_per_prompt (one policy step each); "
+                                            "default: one step's batch")
+    prompt_tokens: Float = Field(gt=0, le=1e7, description="mean prompt tokens")
+    max_output_tokens: Int | list[MaxTokens] = Field(description="response length limit: a number, or "
+                                                     "[{from_step, tokens}, ...]")
+    response_length: LengthSpec = Field(description="response-length distribution (state its source: no "
+                                        "published curve is exact)")
+    rollout: Serving = Field(default=Serving(), description="generation plan on the rollout GPUs")
+    max_batch_per_gpu: Int | None = Field(default=None, gt=0, le=1_000_000, description="concurrent sequences "
+                                          "per GPU in generation; default: what KV-cache memory allows")
+    placement: Literal["colocated", "split"] = Field(default="colocated", description="colocated: the same GPUs "
+                                                     "generate then train; split: generation_gpus generate, "
+                                                     "the rest train")
+    generation_gpus: Int | None = Field(default=None, gt=0, le=10_000_000, description="GPUs generating under "
+                                        "placement: split")
+    async_rollout: bool = Field(default=False, description="one-step off-policy: the next round's generation "
+                                "overlaps this round's update (placement: split)")
+    reference_model: bool = Field(default=True, description="a frozen reference policy's forward pass over every "
+                                  "sample (GRPO's KL term)")
+    policy_logprobs: bool = Field(default=True, description="a forward pass of the policy over every sample to "
+                                  "recompute the generating policy's log-probabilities (GRPO/PPO's ratio; verl and "
+                                  "OpenRLHF recompute them in the trainer)")
+    reward_model: bool = Field(default=False, description="a neural reward model's forward pass over every sample "
+                               "(same architecture as the policy); false: rule-based rewards")
+    precision: Literal["bf16", "fp8"] | None = Field(default=None, description="update GEMM precision; default: "
+                                                      "the phase before's")
+    fp8_recipe: Literal["delayed", "current", "rowwise", "blockwise"] | None = Field(
+        default=None, description="FP8 scaling of the update; default: the phase before's")
+    parallelism: dict[str, Any] | None = Field(default=None, description="overrides of scenario parallelism for "
+                                               "the policy update")
+    seed: Int = Field(default=0, ge=0, le=2**32 - 1, description="seed of the sampled response lengths")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RLPhase":
+        batch = self.prompts_per_step * self.samples_per_prompt
+        if self.outputs_per_rollout is not None and self.outputs_per_rollout % batch:
+            raise ValueError(f"outputs_per_rollout={self.outputs_per_rollout} is not a multiple of "
+                             f"prompts_per_step·samples_per_prompt = {batch}")
+        if isinstance(self.max_output_tokens, list):
+            if not self.max_output_tokens or self.max_output_tokens[0].from_step != 0:
+                raise ValueError("max_output_tokens: the first entry must have from_step: 0")
+            starts = [m.from_step for m in self.max_output_tokens]
+            if starts != sorted(set(starts)):
+                raise ValueError(f"max_output_tokens: from_step must increase (got {starts})")
+        if self.placement == "split" and self.generation_gpus is None:
+            raise ValueError("generation_gpus: required with placement: split")
+        if self.placement == "colocated" and self.async_rollout:
+            raise ValueError("async_rollout: needs placement: split (colocated GPUs cannot generate and train "
+                             "at once)")
+        return self
+
+    def max_tokens_at(self, step: int) -> int:
+        if isinstance(self.max_output_tokens, int):
+            return self.max_output_tokens
+        out = self.max_output_tokens[0].tokens
+        for m in self.max_output_tokens:
+            if step >= m.from_step:
+                out = m.tokens
+        return out
+
+
+class ServePhase(_Strict):
+    """A period of serving: token volumes in, nodes (GPUs) needed and their cost out."""
+    kind: Literal["serve"] = Field(description="serve: a period of serving at given token volumes")
+    name: str = Field(min_length=1, max_length=200, description="phase name, shown in the output")
+    model: str | dict[str, Any] | None = Field(default=None, description="the served model; default: the "
+                                               "scenario's model")
+    hours: Float = Field(gt=0, le=1e6, description="length of the period")
+    input_tokens: Float = Field(gt=0, le=MAX_TOKENS, description="input tokens served in the period, cache hits "
+                                "included")
+    output_tokens: Float = Field(gt=0, le=MAX_TOKENS, description="output tokens generated in the period")
+    cache_hit: Float = Field(default=0.0, ge=0, lt=1, description="share of input tokens found in the KV cache "
+                             "(not recomputed)")
+    prompt_tokens: Float = Field(gt=0, le=1e7, description="mean prompt length per request (attention span of "
+                                 "prefill)")
+    context_tokens: Float | None = Field(default=None, gt=0, le=1e7, description="mean KV-cache length per "
+                                         "output token in decode; default: prompt_tokens + half the mean output")
+    output_per_request: Float | None = Field(default=None, gt=0, le=1e7, description="mean output tokens per "
+                                             "request; default: output_tokens·prompt_tokens/input_tokens")
+    tokens_per_s_per_request: Float | None = Field(default=None, gt=0, le=1e5, description="per-request output "
+                                                   "speed target; it picks the decode batch")
+    prefill: Serving = Field(default=Serving(), description="prefill plan (one instance)")
+    decode: Serving = Field(default=Serving(), description="decode plan (one instance)")

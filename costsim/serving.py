@@ -1,0 +1,99 @@
+"""`kind: serve` and `kind: generate` phases: token volumes through serving instances → GPUs, hours, dollars.
+
+Both rest on two per-GPU rates from the inference model (costsim/infer/): prefill input tokens/s (cache hits
+counted as DeepSeek counts them) and decode output tokens/s at the batch the per-request speed target allows.
+- serve: a period of `hours` at given volumes; prefill and decode run on separate instances (disaggregation,
+  as DeepSeek serves V3/R1), so GPUs = input rate / prefill rate + output rate / decode rate, averaged over the
+  period — DeepSeek's own "226.75 nodes on average" (docs/reference/deepseek-r1-and-inference.md §4).
+- generate: `prompts` requests on `num_gpus` GPUs that prefill and decode in turn; GPU-seconds = input / prefill
+  rate + output / decode rate, and the wall clock is that over the GPUs (work shared evenly).
+"""
+from __future__ import annotations
+
+from .errors import PlanError
+from .estimate import PhaseEstimate
+from .post_training import ceil_div, check_serving, nodes, phase_energy_mwh
+
+
+def _rates(model, hw, eff, prefill, decode, prompt_tokens: float, cache_hit: float, context: float,
+           target: float | None, key: str):
+    """(prefill input tokens/s per GPU, the decode point) of these instances."""
+    from .infer.cost import decode_for_speed, prefill_throughput
+    from .infer.plan import ServingPlan
+
+    check_serving(model, hw, prefill, f"{key}.prefill" if key.endswith("serve") else key)
+    check_serving(model, hw, decode, key)
+    pp = ServingPlan(**prefill.model_dump())
+    dp = ServingPlan(**decode.model_dump())
+    pf = prefill_throughput(model, hw, pp, eff, prompt_tokens, cache_hit)
+    point = decode_for_speed(model, hw, dp, eff, context, target)
+    if point.limited_by == "too-slow":
+        raise PlanError(f"{key}: the speed target {target:g} tokens/s per request is out of reach: one sequence "
+                        f"per GPU already runs at {point.tokens_per_s_per_request:.1f} tokens/s at {context:,.0f} "
+                        "tokens of context (more tp, fewer GPUs per instance, or a lower target)")
+    if not (point.batch_per_gpu > 0 and point.tokens_per_s_per_gpu > 0):
+        raise PlanError(f"{key}: no decode batch fits: the model's weights and one sequence's KV cache at "
+                        f"{context:,.0f} tokens do not fit in {hw.name}'s memory on an instance of "
+                        f"{decode.tp * decode.dp} GPUs (more tp/ep, fp8, or a shorter context)"
+                        + (f", or the speed target {target:g} tokens/s per request is out of reach"
+                           if target else ""))
+    return pf, point
+
+
+def estimate_serve(sc, ph, model, hw, eff, price: float) -> PhaseEstimate:
+    out_per_req = ph.output_per_request or ph.output_tokens * ph.prompt_tokens / ph.input_tokens
+    context = ph.context_tokens or ph.prompt_tokens + out_per_req / 2
+    pf, point = _rates(model, hw, eff, ph.prefill, ph.decode, ph.prompt_tokens, ph.cache_hit, context,
+                       ph.tokens_per_s_per_request, f"phases ({ph.name}).decode")
+    seconds = ph.hours * 3600
+    prefill_gpus = ph.input_tokens / seconds / pf
+    decode_gpus = ph.output_tokens / seconds / point.tokens_per_s_per_gpu
+    gpus = prefill_gpus + decode_gpus
+    hours = gpus * ph.hours
+    figures = {
+        "prefill_tokens_per_s_per_node": pf * _gpn(sc, hw),
+        "decode_tokens_per_s_per_node": point.tokens_per_s_per_gpu * _gpn(sc, hw),
+        "tokens_per_s_per_request": point.tokens_per_s_per_request,
+        "nodes": nodes(gpus, sc, hw),
+        "prefill_nodes": nodes(prefill_gpus, sc, hw),
+        "decode_nodes": nodes(decode_gpus, sc, hw),
+        "prefill_instances": ceil_div(prefill_gpus, ph.prefill.tp * ph.prefill.dp),
+        "decode_instances": ceil_div(decode_gpus, ph.decode.tp * ph.decode.dp),
+        "decode_batch_per_gpu": point.batch_per_gpu,
+        "decode_context_tokens": context,
+        "input_tokens": ph.input_tokens, "output_tokens": ph.output_tokens,
+    }
+    return PhaseEstimate(ph.name, ph.input_tokens + ph.output_tokens, 0, 0.0, hours, ph.hours / 24, hours * price,
+                         phase_energy_mwh(sc, hw, hours), tokens_per_s_per_gpu=(ph.input_tokens + ph.output_tokens)
+                         / (hours * 3600), kind="serve", num_gpus=gpus, figures=figures)
+
+
+def estimate_generate(sc, ph, model, hw, eff, price: float) -> PhaseEstimate:
+    n = ph.num_gpus or sc.cluster.num_gpus
+    prefill = ph.prefill or ph.serving
+    for s, key in ((prefill, "prefill"), (ph.serving, "serving")):
+        if s.tp * s.dp > n:
+            raise PlanError(f"phases ({ph.name}).{key}: an instance of tp·dp = {s.tp}·{s.dp} = {s.tp * s.dp} GPUs "
+                            f"does not fit on the phase's {n} GPUs")
+    context = ph.input_tokens + ph.output_tokens / 2
+    pf, point = _rates(model, hw, eff, prefill, ph.serving, ph.input_tokens, ph.cache_hit, context,
+                       ph.tokens_per_s_per_request, f"phases ({ph.name}).serving")
+    inp, outp = ph.prompts * ph.input_tokens, ph.prompts * ph.output_tokens
+    gpu_s = inp / pf + outp / point.tokens_per_s_per_gpu
+    hours = gpu_s / 3600
+    wall = gpu_s / n
+    figures = {
+        "prefill_tokens_per_s_per_node": pf * _gpn(sc, hw),
+        "decode_tokens_per_s_per_node": point.tokens_per_s_per_gpu * _gpn(sc, hw),
+        "tokens_per_s_per_request": point.tokens_per_s_per_request,
+        "nodes": nodes(n, sc, hw),
+        "decode_batch_per_gpu": point.batch_per_gpu,
+        "prefill_share": (inp / pf) / gpu_s,
+        "input_tokens": inp, "output_tokens": outp,
+    }
+    return PhaseEstimate(ph.name, outp, 0, 0.0, hours, wall / 86400, hours * price, phase_energy_mwh(sc, hw, hours),
+                         tokens_per_s_per_gpu=(inp + outp) / gpu_s, kind="generate", num_gpus=n, figures=figures)
+
+
+def _gpn(sc, hw) -> int:
+    return sc.cluster.gpus_per_node or hw.gpus_per_node
