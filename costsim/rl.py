@@ -66,7 +66,7 @@ def update_times(sc, i, ph, model, hw, eff, price, gpus: int, seqs: list[float])
     precision, recipe = inherited(sc, i)
     par = _merged_parallelism(sc.parallelism, ph.parallelism, f"{i}")
     sc_g = sc.model_copy(update={"cluster": sc.cluster.model_copy(update={"num_gpus": gpus})})
-    quantum = 128 * par.cp                    # lengths on a 128-token grid the CP split divides
+    quantum = par.cp                          # lengths the CP split divides (round up by < cp tokens)
     lo, hi = min(seqs), max(seqs)
     grid = sorted({quantum * max(1, math.ceil(s / quantum)) for s in _log_grid(lo, hi, SEQ_GRID_POINTS)})
     gbs = ph.prompts_per_step * ph.samples_per_prompt
@@ -84,9 +84,10 @@ def update_times(sc, i, ph, model, hw, eff, price, gpus: int, seqs: list[float])
         step_s.append(est.step_time_s)
         # a forward-only pass of the same batch: the step's forward share (no backward, no optimizer)
         fwd_s.append(est.step_time_s * bd.forward / max(bd.forward + bd.backward, 1e-30))
-    # per sequence token, linear in length between grid points (the mean sequence is rarely on the grid)
+    # linear in length between grid points; below the first (the shortest length rounded up by < cp tokens), in
+    # proportion to the tokens
     def at(values, s):
-        return float(np.interp(s, grid, values) * (1 if len(grid) > 1 else s / grid[0]))
+        return values[0] * s / grid[0] if s <= grid[0] else float(np.interp(s, grid, values))
     return [at(step_s, s) for s in seqs], [at(fwd_s, s) for s in seqs], grid
 
 

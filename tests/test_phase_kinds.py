@@ -77,3 +77,137 @@ def test_a_training_phase_after_rl_inherits_its_precision():
 def test_a_reported_phase_may_say_kind_train():
     sc = parse({"name": "post", "kind": "train", "gpu_hours": 5000})
     assert sc.phases[0].gpu_hours == 5000
+
+
+# ---- end to end: the CLI's JSON for each kind ---------------------------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+from test_cli import make_runner  # noqa: E402
+from costsim.cli import app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = make_runner()
+SMALL_RL = {**RL, "parallelism": {"tp": 8}, "rollout": {"tp": 1, "dp": 8}}
+
+
+def run_json(tmp_path, raw) -> tuple[int, dict | str]:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    res = runner.invoke(app, ["estimate", str(path), "--format", "json"])
+    return res.exit_code, (json.loads(res.stdout) if res.exit_code == 0 else res.stderr)
+
+
+def test_generate_rl_serve_json_keys(tmp_path):
+    code, d = run_json(tmp_path, BASE | {"phases": [GEN, SMALL_RL, {**SERVE, "tokens_per_s_per_request": 20}]})
+    assert code == 0, d
+    gen, rl, serve = d["phases"]
+    assert [p["kind"] for p in d["phases"]] == ["generate", "rl", "serve"]
+    for p in (gen, serve):
+        for key in ("prefill_tokens_per_s_per_node", "decode_tokens_per_s_per_node", "tokens_per_s_per_request",
+                    "nodes"):
+            assert p[key] > 0, key
+        assert p["mfu"] is None and p["plan"] is None        # training-step keys are null, not missing
+    assert serve["tokens_per_s_per_request"] >= 20 * (1 - 1e-9)
+    split = rl["time_split"]
+    assert set(split) == {"generation", "update", "idle"} and sum(split.values()) == pytest.approx(1)
+    assert rl["rounds"] == 8 and rl["steps_per_round"] == 4 and rl["steps"] == 32 and rl["generated_tokens"] == pytest.approx(rl["tokens"])
+    # GPU-hours = the phase's GPUs × its wall clock; the total adds the phases
+    for p in (gen, rl, serve):
+        assert p["gpu_hours"] == pytest.approx(p["num_gpus"] * p["wall_clock_days"] * 24, rel=1e-9)
+    assert d["total"]["gpu_hours"] == pytest.approx(sum(p["gpu_hours"] for p in d["phases"]))
+
+
+def test_generate_phase_is_input_over_prefill_plus_output_over_decode(tmp_path):
+    from costsim.efficiency import fitted
+    from costsim.infer.cost import decode_for_speed, prefill_throughput
+    from costsim.infer.plan import ServingPlan
+    code, d = run_json(tmp_path, BASE | {"phases": [GEN]})
+    assert code == 0, d
+    model, hw, plan = load_builtin("llama3.1-8b"), load_profile("h100-sxm"), ServingPlan()
+    pf = prefill_throughput(model, hw, plan, fitted(), 200, 0.0)
+    dec = decode_for_speed(model, hw, plan, fitted(), 200 + 500 / 2, None).tokens_per_s_per_gpu
+    gpu_s = 1000 * 200 / pf + 1000 * 500 / dec
+    assert d["phases"][0]["gpu_hours"] == pytest.approx(gpu_s / 3600, rel=1e-9)
+    assert d["phases"][0]["wall_clock_days"] == pytest.approx(gpu_s / 8 / 86400, rel=1e-9)
+
+
+def test_serve_nodes_are_the_volumes_over_the_rates(tmp_path):
+    code, d = run_json(tmp_path, BASE | {"phases": [SERVE]})
+    assert code == 0, d
+    p = d["phases"][0]
+    secs = 24 * 3600
+    nodes = 1e9 / secs / p["prefill_tokens_per_s_per_node"] + 2e8 / secs / p["decode_tokens_per_s_per_node"]
+    assert p["nodes"] == pytest.approx(nodes, rel=1e-9)
+    assert p["num_gpus"] == pytest.approx(8 * nodes, rel=1e-9)
+
+
+def test_an_unreachable_speed_target_is_one_line_with_the_speed(tmp_path):
+    code, err = run_json(tmp_path, BASE | {"phases": [{**SERVE, "tokens_per_s_per_request": 5000}]})
+    assert code == 2 and err.count("\n") == 1
+    assert "speed target 5000 tokens/s per request is out of reach" in err and "tokens/s at" in err
+
+
+def test_a_bad_serving_instance_names_the_phase_and_field(tmp_path):
+    code, err = run_json(tmp_path, BASE | {"phases": [{**GEN, "serving": {"tp": 3}}]})
+    assert code == 2 and "phases[0] (gen)" in err and "tp=3 does not divide num_attention_heads=32" in err
+    code, err = run_json(tmp_path, BASE | {"phases": [{**GEN, "serving": {"tp": 1, "dp": 16}}]})
+    assert code == 2 and "16 GPUs does not fit on the phase's 8 GPUs" in err
+
+
+def test_async_split_placement_is_no_slower_than_sync(tmp_path):
+    split = {**SMALL_RL, "placement": "split", "generation_gpus": 4, "rollout": {"tp": 1, "dp": 4},
+             "parallelism": {"tp": 4}, "steps": 96}
+    code, sync = run_json(tmp_path, BASE | {"phases": [split]})
+    assert code == 0, sync
+    code, asyn = run_json(tmp_path, BASE | {"phases": [{**split, "async_rollout": True}]})
+    assert code == 0, asyn
+    assert asyn["phases"][0]["wall_clock_days"] <= sync["phases"][0]["wall_clock_days"] * (1 + 1e-9)
+    assert asyn["phases"][0]["async_overlap_s"] > 0
+
+
+def test_longer_responses_cost_more_and_a_longer_tail_idles_more(tmp_path):
+    def phase(mean, sigma):
+        return {**SMALL_RL, "response_length": {"mean": mean, "sigma": sigma}}
+    _, a = run_json(tmp_path, BASE | {"phases": [phase(200, 0.5)]})
+    _, b = run_json(tmp_path, BASE | {"phases": [phase(400, 0.5)]})
+    _, c = run_json(tmp_path, BASE | {"phases": [phase(200, 1.2)]})
+    assert b["phases"][0]["gpu_hours"] > a["phases"][0]["gpu_hours"]
+    assert c["phases"][0]["time_split"]["idle"] > a["phases"][0]["time_split"]["idle"]
+
+
+@pytest.mark.parametrize("name", ["deepseek-r1.yaml", "deepseek-v3-serving.yaml", "distillation.yaml"])
+def test_shipped_post_training_scenarios_run(name, tmp_path):
+    raw = yaml.safe_load((ROOT / "scenarios" / name).read_text())
+    code, d = run_json(tmp_path, raw)
+    assert code == 0, d
+    assert d["total"]["gpu_hours"] > 0
+
+
+def test_rl_interpolated_tables_stay_near_the_direct_costs():
+    """The decode table (batch × context, bilinear) and the update grid (8 lengths, linear) that let the rollout
+    simulator run fast stay within 3% of the inference model and estimate_phase evaluated directly."""
+    import numpy as np
+    from costsim.efficiency import fitted
+    from costsim.infer.cost import decode_step
+    from costsim.infer.plan import ServingPlan
+    from costsim.rl import decode_table, update_times
+    from costsim.scenario import load_scenario
+    model, hw, eff = load_builtin("deepseek-v3"), load_profile("h800-sxm"), fitted()
+    plan = ServingPlan(tp=1, dp=32, ep=32, precision="fp8")
+    table = decode_table(model, hw, plan, eff, 16, 33068, 300)
+    rng = np.random.default_rng(0)
+    for b, ctx in zip(rng.uniform(1, 16, 12), np.exp(rng.uniform(np.log(300), np.log(33068), 12))):
+        direct = decode_step(model, hw, plan, eff, b, ctx).seconds
+        assert float(table(b, ctx)) == pytest.approx(direct, rel=0.03), (b, ctx)
+    sc = load_scenario(ROOT / "scenarios" / "deepseek-r1.yaml")
+    ph = sc.phases[0]
+    seqs = [800.0, 2500.0, 7000.0, 12800.0]
+    interp, _, grid = update_times(sc, 0, ph, model, hw, eff, 2.0, 512, [min(seqs), *seqs, max(seqs)])
+    direct, _, _ = update_times(sc, 0, ph, model, hw, eff, 2.0, 512, [3584.0])   # on the 512-token grid: costed as is
+    mid, _, _ = update_times(sc, 0, ph, model, hw, eff, 2.0, 512, [800.0, 3584.0, 12800.0])
+    assert len(grid) <= 8
+    assert mid[1] == pytest.approx(direct[0], rel=0.03)

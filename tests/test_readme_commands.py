@@ -26,6 +26,9 @@ RUN = {
         "estimate scenarios/deepseek-v3.yaml --set cluster.gpu=h100-sxm --set parallelism.zero_stage=2",
     "costsim estimate scenarios/deepseek-v3.yaml --simulate --seed 1":
         "estimate scenarios/deepseek-v3.yaml --simulate --seed 1 --replicates 2",
+    "costsim estimate scenarios/deepseek-r1.yaml": "estimate scenarios/deepseek-r1.yaml",
+    "costsim estimate scenarios/deepseek-v3-serving.yaml": "estimate scenarios/deepseek-v3-serving.yaml",
+    "costsim estimate scenarios/distillation.yaml": "estimate scenarios/distillation.yaml",
     "costsim profiles": "profiles",
     "costsim profiles [--show h800-sxm]": "profiles --show h800-sxm",
     "costsim schema": "schema",
