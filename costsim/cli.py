@@ -5,8 +5,22 @@ anything else is a bug and propagates with its traceback.
 """
 from __future__ import annotations
 
-import importlib
-import json
+import os
+
+import sys
+
+# One BLAS thread for the command line: numpy's OpenBLAS otherwise starts a thread per core at import, and
+# their spinning cost ~0.06 s CPU of a 0.5 s `costsim estimate` (2-core box, issue 8) for no work at all (the
+# only linear algebra here is the fits' few-parameter solves). setdefault: the user's setting wins; no effect
+# where numpy was imported already (costsim used as a library); `calibrate` keeps the machine's own threading
+# (its microbenchmarks run torch, whose BLAS may be an OpenBLAS too).
+if sys.argv[1:2] != ["calibrate"]:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import importlib  # noqa: E402
+import importlib.abc  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -14,7 +28,6 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__, report
 from .errors import CostsimError
@@ -38,8 +51,33 @@ def _one_line_usage_error(exc) -> None:   # noqa: ANN001 (typer's vendored click
     typer.echo(f"error: {where}{' '.join(exc.format_message().split())}{hint}", err=True)
 
 
-_rich_utils = importlib.import_module("typer.rich_utils")
-_rich_utils.rich_format_error = _one_line_usage_error   # typer looks it up at each error
+class _PatchRichUtilsOnImport(importlib.abc.MetaPathFinder):
+    """Install `_one_line_usage_error` in typer.rich_utils when typer imports it (for --help or an error; typer
+    looks the function up at each error). Importing it up front cost ~0.08 s of every command (rich.markdown,
+    rich.traceback and attrs behind it, `python -X importtime`), a sixth of a whole `costsim estimate`."""
+
+    NAME = "typer.rich_utils"
+
+    def find_spec(self, name, path=None, target=None):  # noqa: ANN001, ANN201
+        if name != self.NAME:
+            return None
+        sys.meta_path.remove(self)            # find the real spec below; patch once
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        real_exec = spec.loader.exec_module
+
+        def exec_module(module):  # noqa: ANN001, ANN202
+            real_exec(module)
+            module.rich_format_error = _one_line_usage_error
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if _PatchRichUtilsOnImport.NAME in sys.modules:
+    sys.modules[_PatchRichUtilsOnImport.NAME].rich_format_error = _one_line_usage_error
+else:
+    sys.meta_path.insert(0, _PatchRichUtilsOnImport())
 
 _TyperOption = importlib.import_module("typer.core").TyperOption
 _display_type = _TyperOption.display_type_rich
@@ -266,6 +304,7 @@ def validate(
             written = _refit(str(output) if output is not None else None)
         if output is not None:
             record = json.loads(Path(written).read_text())
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     columns = (TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=_stderr(), transient=True) as bar:
         task = bar.add_task("cases", total=None)

@@ -8,13 +8,21 @@ with measured busbw: t = steps·α + wire_bytes / busbw (formulas.md, nccl-tests
 
 Layout: ops are rows of a structure of arrays, each row naming the hardware-parameter row (`config`) it runs
 on, so one call evaluates one configuration or a million (a sweep concatenates op tables).
+
+Two engines, one source: the kernel functions below are plain Python; `_jitted()` compiles the very same
+code objects with numba (helpers rebound to their compiled twins). Numba is imported only for a table big
+enough to pay for it: importing numba and loading its cache took ~0.35 s of a 0.9 s `costsim estimate`
+(issue 8) to cost ~1,000 ops, which the plain-Python loop does in a few ms. Both give bit-identical seconds
+(tests/test_kernels.py checks every twin table through both engines).
 """
 from __future__ import annotations
 
 import math
+import sys
+import types
+from functools import lru_cache
 
 import numpy as np
-from numba import njit
 
 from .hardware import HardwareProfile
 
@@ -57,9 +65,6 @@ def gemm_shape_efficiency(m, n, k, groups, tile_m, tile_n, sms, k_half):
         reuse = bm * bn / (bm + bn) / reuse_full
         best = max(best, wave_eff * pad_eff * reuse)
     return best * k / (k + k_half)
-
-
-_gemm_eff_jit = njit(cache=True)(gemm_shape_efficiency)
 
 
 def hw_row(hw: HardwareProfile, *, sm_frac: float = 1.0, derate: float = 1.0,
@@ -113,7 +118,6 @@ def _mamf_shape_efficiency(hw: HardwareProfile, mamf: float, shape) -> float:
 HD64_FACTOR = 0.737
 
 
-@njit(cache=True)
 def head_dim_factor(d):
     if d <= 0.0 or d >= 128.0:
         return 1.0
@@ -122,7 +126,6 @@ def head_dim_factor(d):
     return HD64_FACTOR + (1.0 - HD64_FACTOR) * (d - 64.0) / 64.0
 
 
-@njit(cache=True)
 def _attn_rate(hw, seq, col):
     """Attention FLOP/s at this sequence length: linear in log2(seq) between measured points, clamped."""
     npts = int(hw[P_ATT_N])
@@ -138,10 +141,11 @@ def _attn_rate(hw, seq, col):
     return hw[col + npts - 1]
 
 
-@njit(cache=True)
 def _op_seconds(kind, prec, m, n, k, groups, flops, nbytes, bytes2, launches, coll, tier, lat_steps,
                 config, hw, out):
-    for i in range(kind.shape[0]):
+    # len(), not .shape: the plain-Python engine passes lists (indexing numpy scalars one at a time is ~10x
+    # slower than lists of floats, and the values and arithmetic are the same IEEE doubles either way)
+    for i in range(len(kind)):
         p = hw[config[i]]
         overhead = p[P_OVERHEAD] * launches[i]
         sms = max(1.0, math.floor(p[P_SMS] * p[P_SM_FRAC] + 1e-9))   # guard 132·(1 − 23/132) = 108.999…
@@ -150,7 +154,7 @@ def _op_seconds(kind, prec, m, n, k, groups, flops, nbytes, bytes2, launches, co
         if kd == 0:    # GEMM
             rate = p[P_RATE_FP8] if prec[i] == 1 else p[P_RATE_BF16]
             k_half = p[P_K_HALF] * rate / p[P_HBM_STREAM] / REF_FLOP_PER_BYTE
-            eff = _gemm_eff_jit(m[i], n[i], k[i], groups[i], p[P_TILE_M], p[P_TILE_N], sms, k_half)
+            eff = gemm_shape_efficiency(m[i], n[i], k[i], groups[i], p[P_TILE_M], p[P_TILE_N], sms, k_half)
             t_c = flops[i] / (rate * eff * compute_scale)
             out[i] = overhead + max(t_c, nbytes[i] / p[P_HBM_STREAM])
         elif kd == 1 or kd == 2:   # attention forward / backward
@@ -173,15 +177,54 @@ def _op_seconds(kind, prec, m, n, k, groups, flops, nbytes, bytes2, launches, co
     return out
 
 
-def op_seconds(arrays: dict[str, np.ndarray], hw_rows: np.ndarray) -> np.ndarray:
-    """Seconds per op. `arrays` from OpTable.arrays(); `hw_rows` shape (n_configs, N_PARAMS)."""
+# Rows from which numba pays for itself, measured on the 2-core dev box: importing numba ~0.12 s and loading
+# its cached kernels ~0.15 s, against ~1.7 us a row for the plain-Python loop (100,000 random rows in 0.17 s),
+# so numba wins from ~160,000 rows; 100,000 errs towards numba. Once numba is imported in the process (a
+# search's own kernels, a test) it is used for every table: a call then costs ~10 us at any size up to a few
+# hundred rows, against ~40 us for 8 rows in Python (the per-key unit tables a search costs by the thousand).
+NUMBA_MIN_ROWS = 100_000
+_KERNEL_FUNCS = ("gemm_shape_efficiency", "head_dim_factor", "_attn_rate", "_op_seconds")
+_FIELDS = ("kind", "prec", "m", "n", "k", "groups", "flops", "bytes", "bytes2", "launches", "coll", "tier",
+           "lat_steps")
+
+
+@lru_cache(maxsize=None)
+def _jitted() -> types.SimpleNamespace:
+    """The kernel functions compiled by numba (cache=True: compiled once per machine, loaded afterwards). Each
+    is the same code object as its plain-Python original, with globals in which the helpers it calls are the
+    compiled ones (numba resolves globals at compile time and cannot call plain Python functions)."""
+    from numba import njit
+    namespace = dict(globals())
+    compiled = {}
+    for name in _KERNEL_FUNCS:
+        py = globals()[name]
+        clone = types.FunctionType(py.__code__, namespace, py.__name__, py.__defaults__, py.__closure__)
+        clone.__qualname__, clone.__doc__ = py.__qualname__, py.__doc__
+        compiled[name] = namespace[name] = njit(cache=True)(clone)
+    return types.SimpleNamespace(**compiled)
+
+
+def numba_loaded() -> bool:
+    """True once numba is imported in this process (loading the cached kernels then costs ~0.15 s, once)."""
+    return "numba" in sys.modules
+
+
+def op_seconds(arrays: dict[str, np.ndarray], hw_rows: np.ndarray, engine: str = "auto") -> np.ndarray:
+    """Seconds per op. `arrays` from OpTable.arrays(); `hw_rows` shape (n_configs, N_PARAMS).
+    `engine`: "numba", "python" or "auto" (numba for big tables or once loaded; same figures either way)."""
     hw_rows = np.ascontiguousarray(np.atleast_2d(hw_rows), dtype=np.float64)
     if hw_rows.shape[1] != N_PARAMS:
         raise ValueError(f"hw_rows: expected {N_PARAMS} columns, got {hw_rows.shape[1]}")
     cfg = arrays["config"]
     if cfg.size and (cfg.min() < 0 or cfg.max() >= hw_rows.shape[0]):
         raise ValueError("arrays.config: index outside hw_rows")
-    out = np.empty(cfg.shape[0])
-    return _op_seconds(arrays["kind"], arrays["prec"], arrays["m"], arrays["n"], arrays["k"],
-                       arrays["groups"], arrays["flops"], arrays["bytes"], arrays["bytes2"], arrays["launches"],
-                       arrays["coll"], arrays["tier"], arrays["lat_steps"], cfg, hw_rows, out)
+    if engine not in ("auto", "numba", "python"):
+        raise ValueError(f"engine: 'auto', 'numba' or 'python', got {engine!r}")
+    n = cfg.shape[0]
+    if engine == "auto":
+        engine = "numba" if n >= NUMBA_MIN_ROWS or numba_loaded() else "python"
+    if engine == "numba":
+        return _jitted()._op_seconds(*(arrays[f] for f in _FIELDS), cfg, hw_rows, np.empty(n))
+    out = [0.0] * n
+    _op_seconds(*(arrays[f].tolist() for f in _FIELDS), cfg.tolist(), hw_rows.tolist(), out)
+    return np.array(out, dtype=np.float64)

@@ -3,6 +3,7 @@
     python scripts/bench.py [--quick]
 
 Plain time.perf_counter; medians of a few repeats. Not a test. Runs in well under a minute on 2 cores.
+The CPU time of a whole `costsim estimate` process against a baseline commit: scripts/bench_estimate.py.
 """
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def main() -> None:
     n_table = len(table["kind"])
     row = hw_row(hw, sm_frac=1 - plan.comm_sms / hw.num_sms)
     big = tile(table, -(-n_ops // n_table))
-    t_big, _ = timed(lambda: op_seconds(big, row), 3)
+    t_big, _ = timed(lambda: op_seconds(big, row, engine="numba"), 3)
     n_big = len(big["kind"])
     rows.append((f"kernel: {n_big:,} ops (DeepSeek table ×{n_big // n_table}), one config",
                  f"{n_big / t_big / 1e6:8.1f} M ops/s ({t_big * 1e3:.1f} ms)"))
@@ -115,7 +116,7 @@ def main() -> None:
                                            rng.uniform(0, 1e-5, n_cfg))])
     sweep = tile(table, n_cfg)
     sweep["config"] = np.repeat(np.arange(n_cfg, dtype=np.int32), n_table)
-    t_sweep, secs = timed(lambda: op_seconds(sweep, hw_rows), 3)
+    t_sweep, secs = timed(lambda: op_seconds(sweep, hw_rows, engine="numba"), 3)
     assert secs.shape == (n_cfg * n_table,)
     rows.append((f"kernel: {n_cfg:,} hardware rows × {n_table} ops",
                  f"{n_cfg / t_sweep / 1e3:8.1f} k configs/s ({n_cfg * n_table / t_sweep / 1e6:.1f} M ops/s)"))
@@ -127,10 +128,14 @@ def main() -> None:
     small = tile(table, -(-n_twin // n_table))
     cfg = [naive.Config(hw, 1 - plan.comm_sms / hw.num_sms)]
     t_twin, slow = timed(lambda: naive.op_seconds(small, cfg), 1)
-    fast = op_seconds(small, row)
+    fast = op_seconds(small, row, engine="numba")
     assert np.allclose(fast, slow, rtol=1e-9, atol=0)
     n_small = len(small["kind"])
     rows.append((f"twin (tests/naive.py): {n_small:,} ops", f"{n_small / t_twin / 1e3:8.1f} k ops/s"))
+    # the kernel's own code without numba: what a single estimate runs (kernels.NUMBA_MIN_ROWS)
+    t_py, py = timed(lambda: op_seconds(small, row, engine="python"), 3)
+    assert np.array_equal(py, fast)
+    rows.append((f"kernel as plain Python: {n_small:,} ops", f"{n_small / t_py / 1e3:8.1f} k ops/s"))
     rows.append(("kernel speed-up over the twin", f"{(n_big / t_big) / (n_small / t_twin):8.0f} ×"))
 
     width = max(len(k) for k, _ in rows)

@@ -237,3 +237,16 @@ def test_validate_output_needs_fit_and_a_file(tmp_path):
     assert alone.exit_code == 2 and "--fit" in alone.stderr and len(alone.stderr.strip().splitlines()) == 1
     folder = run("validate", "--fit", "-o", str(tmp_path))
     assert folder.exit_code == 2 and "is a directory" in folder.stderr
+
+
+def test_usage_errors_one_line_in_a_fresh_process():
+    """typer.rich_utils is imported only for --help or an error (costsim/cli.py patches it as it loads, ~0.08 s
+    saved on every command); a usage error in a fresh interpreter is still our one line, help still renders."""
+    done = subprocess.run([sys.executable, "-m", "costsim", "estimate", V3, "--seed", "abc"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: costsim estimate: Invalid value for '--seed'"), lines
+    done = subprocess.run([sys.executable, "-m", "costsim", "estimate", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and "Usage" in done.stdout and "--simulate" in done.stdout

@@ -206,3 +206,40 @@ def test_optional_fields_default_and_load():
     assert a100.sustained_clock_fraction == 1.0 and a100.attn_fa2_flops == ()
     assert h100.sustained_clock_fraction == pytest.approx(0.874)               # 1600 / 1830 MHz
     assert [round(x / 1e12) for x in h100.attn_fa2_flops] == [163, 221, 265, 294, 308, 328]
+
+
+def test_profile_parsed_once_and_shared_read_only(tmp_path):
+    """load_profile parses a file once per version (re-reading the YAML was 13.6 ms of a 20 ms estimate, issue
+    8) and hands every caller the same profile, so its dict fields refuse changes; with_network and
+    dataclasses.replace make changed copies; a profile still pickles (dask ships it to workers)."""
+    import dataclasses
+    import os
+    import pickle
+
+    from costsim.hardware import with_network
+
+    hw = load_profile("h100-sxm")
+    assert load_profile("h100-sxm") is hw
+    before = dict(hw.net_busbw)
+    for mutate in (lambda d: d.__setitem__("p2p", 1.0), lambda d: d.update(p2p=1.0), lambda d: d.pop("p2p"),
+                   lambda d: d.clear(), lambda d: d.setdefault("x", 1.0), lambda d: d.__delitem__("p2p"),
+                   lambda d: d.popitem()):
+        for field in (hw.net_busbw, hw.nvlink_busbw, hw.peak_flops, hw.gemm_mamf_flops, hw.sources):
+            with pytest.raises(TypeError, match="read-only"):
+                mutate(field)
+    fast = with_network(hw, 3200)
+    ratio = 3200 / 8 * 1e9 / hw.net_bw_per_gpu
+    assert fast.net_busbw["all_reduce"] == pytest.approx(hw.net_busbw["all_reduce"] * ratio, rel=1e-12)
+    assert dict(load_profile("h100-sxm").net_busbw) == before and fast.net_busbw != before
+    copy = dataclasses.replace(hw, peak_flops={**hw.peak_flops, "bf16": 1.0})
+    assert copy.peak_flops["bf16"] == 1.0 and hw.peak_flops["bf16"] != 1.0
+    back = pickle.loads(pickle.dumps(hw))
+    assert back.net_busbw == hw.net_busbw and back.sources == hw.sources
+    # a new version of the file is parsed again
+    path = tmp_path / "mine.yaml"
+    path.write_text((profiles_dir() / "h100-sxm.yaml").read_text())
+    first = load_profile(str(path))
+    assert load_profile(str(path)) is first
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert load_profile(str(path)) is not first

@@ -42,8 +42,13 @@ def rows_of(configs: list[naive.Config]) -> np.ndarray:
 
 
 def both(arrays: dict, configs: list[naive.Config]) -> tuple[np.ndarray, np.ndarray]:
-    """(kernel seconds, twin seconds) for the same ops and configurations."""
-    return op_seconds(arrays, rows_of(configs)), np.array(naive.op_seconds(arrays, configs))
+    """(kernel seconds, twin seconds) for the same ops and configurations. The kernel runs through both of its
+    engines, numba and the same code as plain Python (small tables, kernels.op_seconds), which must agree to
+    the last bit: `costsim estimate` takes the Python one, a search the numba one."""
+    rows = rows_of(configs)
+    jit, py = op_seconds(arrays, rows, engine="numba"), op_seconds(arrays, rows, engine="python")
+    np.testing.assert_array_equal(jit.view(np.int64), py.view(np.int64))     # bit for bit, not just close
+    return jit, np.array(naive.op_seconds(arrays, configs))
 
 
 def concat(tables: list[dict]) -> dict:
@@ -393,7 +398,7 @@ def test_twin_agreement_without_jit():
 def test_twin_child_really_runs_python():
     from numba.core import config
     assert config.DISABLE_JIT
-    assert not hasattr(kernels._op_seconds, "signatures")     # a plain function, not a numba dispatcher
+    assert not hasattr(kernels._jitted()._op_seconds, "signatures")   # a plain function, not a numba dispatcher
 
 
 def test_attention_head_dim_64_runs_at_the_published_share_of_128():
@@ -405,3 +410,30 @@ def test_attention_head_dim_64_runs_at_the_published_share_of_128():
     assert t64 / t128 == pytest.approx(1 / 0.737, rel=1e-9)
     assert t96 / t128 == pytest.approx(1 / (0.737 + 0.5 * 0.263), rel=1e-9)
     assert t192 == pytest.approx(t128, rel=1e-12)                  # MLA's 192: no gain claimed above 128
+
+
+def test_engine_choice():
+    """auto: plain Python below NUMBA_MIN_ROWS while numba is not imported (it costs ~0.3 s to load), numba
+    beyond or once imported; the figures are the same either way (both() checks every twin table bit for
+    bit; test_single_estimate_does_not_load_numba the first case in a fresh process)."""
+    assert 10_000 <= kernels.NUMBA_MIN_ROWS <= 1_000_000
+    arrays, row = OpTable([big_gemm()]).arrays(), hw_row(profile("h100-sxm"))
+    assert op_seconds(arrays, row, engine="numba") == op_seconds(arrays, row, engine="python")
+    assert kernels.numba_loaded()                     # imported now: auto takes numba from here on
+    with pytest.raises(ValueError, match="engine"):
+        op_seconds(arrays, row, engine="cuda")
+
+
+def test_single_estimate_does_not_load_numba():
+    """A `costsim estimate` costs ~1,000 ops: it runs them as plain Python and never imports numba (issue 8:
+    importing numba and loading its cache was ~0.35 s of a 0.9 s estimate)."""
+    root = Path(__file__).resolve().parent.parent
+    code = ("import sys; from costsim.cli import app\n"
+            "try:\n    app(['estimate', 'scenarios/deepseek-v3.yaml', '--format', 'json'])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('numba' in sys.modules, 'typer.rich_utils' in sys.modules, file=sys.stderr)")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.split()[-2:] == ["False", "False"]
