@@ -121,6 +121,41 @@ _RANK_STEPS: dict[tuple, RankStep] = {}
 
 def _rank_step(model, plan, row, moment, units) -> RankStep:
     """One rank's gradient reduction, parameter gathers, ZeRO-3 per-micro-batch comm and optimizer update."""
+    rs = rank_step_ops(model, plan, moment, units)
+    return rs.assemble(op_seconds(OpTable(rs.ops).arrays(), row).tolist())
+
+
+# what each op of a rank's step adds to (RankStepOps.role)
+ROLE_GRAD, ROLE_GATHER, ROLE_ZERO_F, ROLE_ZERO_B, ROLE_UPDATE = range(5)
+
+
+@dataclass
+class RankStepOps:
+    """One rank's step as ops; `assemble(seconds of those ops)` → its RankStep. Split from the costing so
+    `costsim search` can cost the ops of many ranks in one kernel call (op seconds are element-wise)."""
+    ops: list
+    role: list[int]            # per op: ROLE_* (the ZeRO-3 ops by pass)
+    pieces: float
+    layers: int
+
+    def assemble(self, secs: list[float]) -> RankStep:
+        grad = gather = update = 0.0
+        zero: dict[tuple[str, str], float] = {}
+        for role, t in zip(self.role, secs):   # in op order: the sums of the original, term by term
+            if role == ROLE_GRAD:
+                grad += t
+            elif role == ROLE_GATHER:
+                gather += t
+            elif role == ROLE_UPDATE:
+                update = t
+            else:
+                key = ("F" if role == ROLE_ZERO_F else "B", "zero")
+                zero[key] = zero.get(key, 0.0) + t
+        return RankStep(grad=grad, grad_pieces=self.pieces, gather=gather, gather_pieces=self.pieces,
+                        update=update, zero=zero, zero_pieces=self.layers)
+
+
+def rank_step_ops(model, plan, moment, units) -> RankStepOps:
     params = gpu_params(model, plan, units)
     b = _Builder(model, plan, "dp")
     grad, gather, z3 = _rank_ops(b, params.dense, params.expert)
@@ -132,18 +167,12 @@ def _rank_step(model, plan, row, moment, units) -> RankStep:
     update_bytes = local * (GRAD_NORM_BYTES + CLIP_BYTES + adam_bytes(moment) + MASTER_COPY_BYTES)
     update_bytes += grad_buffer * grad_bytes(plan)    # zero the gradient buffer for the next step
     update = Op("optimizer.step", "dp", "O", MEM, bytes=update_bytes, launches=OPTIMIZER_LAUNCHES)
-    ops = grad + gather + z3 + [update]
-    secs = op_seconds(OpTable(ops).arrays(), row).tolist()
-    t = dict(zip(map(id, ops), secs))
     layers = max(1, sum(1 for u in units if u in LAYER_UNITS))
     if z == 3:
         pieces = layers
     else:
         pieces = max(1, math.ceil((params.dense + params.expert)
                                   / max(BUCKET_PARAMS, 1e6 * plan.dp * plan.cp)))
-    zero: dict[tuple[str, str], float] = {}
-    for o in z3:
-        zero[(o.pass_, "zero")] = zero.get((o.pass_, "zero"), 0.0) + t[id(o)]
-    return RankStep(grad=sum(t[id(o)] for o in grad), grad_pieces=pieces,
-                    gather=sum(t[id(o)] for o in gather), gather_pieces=pieces,
-                    update=t[id(update)], zero=zero, zero_pieces=layers)
+    role = ([ROLE_GRAD] * len(grad) + [ROLE_GATHER] * len(gather)
+            + [ROLE_ZERO_F if o.pass_ == "F" else ROLE_ZERO_B for o in z3] + [ROLE_UPDATE])
+    return RankStepOps(grad + gather + z3 + [update], role, pieces, layers)

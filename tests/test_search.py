@@ -167,7 +167,7 @@ def test_cli_table_and_html(dense, tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--space", "nope.yaml"], "file not found"),
-    (["--phase", "nope"], "no simulated phase"),
+    (["--phase", "nope"], "no training phase"),
     (["--objective", "cost", "--top", "0"], "--top 0"),
 ])
 def test_cli_bad_input_one_line(dense, args, needle):

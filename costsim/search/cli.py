@@ -26,6 +26,11 @@ class Executor(str, Enum):
     dask = "dask"
 
 
+class Engine(str, Enum):
+    fast = "fast"
+    exact = "exact"
+
+
 class Objective(str, Enum):
     cost = "cost"
     time = "time"
@@ -55,11 +60,14 @@ def search_command(
         "--executor", help="local: this process; dask: the space split over a dask.distributed cluster.")
     ] = Executor.local,
     jobs: Annotated[int, typer.Option(
-        "--jobs", "-j", help="Local processes for --executor local (the space split by gpu, num_gpus, tp, sp, "
-                             "pp).")] = 1,
+        "--jobs", "-j", help="Local processes for --executor local (the space split by gpu and num_gpus; "
+                             "with --engine exact also by tp, sp, pp).")] = 1,
     scheduler: Annotated[Optional[str], typer.Option(
         "--scheduler", metavar="ADDRESS", help="dask scheduler address (tcp://host:8786); default: a "
         "LocalCluster on this machine.")] = None,
+    engine: Annotated[Engine, typer.Option(
+        "--engine", help="fast: plans combined over arrays (numba); exact: `estimate` per plan (slow, the "
+        "reference; the same figures).")] = Engine.fast,
 ) -> None:
     """Search parallel plans (and optionally GPU types and counts) for the cheapest or fastest way to run a
     phase: every legal plan costed by the same code as `estimate`, infeasible ones counted by reason."""
@@ -76,7 +84,8 @@ def search_command(
             from ..safe_write import check_target
             check_target(output, "-o")          # a directory or a missing folder: refused before the search
         kwargs = dict(base_dir=scenario.parent, phase=phase, objective=objective.value, top=top, space=sp,
-                      wide=wide, space_name=space, executor=executor.value, scheduler=scheduler, jobs=jobs)
+                      wide=wide, space_name=space, executor=executor.value, scheduler=scheduler, jobs=jobs,
+                      engine=engine.value)
         if scheduler is not None and executor is not Executor.dask:
             raise CostsimError("--scheduler: only with --executor dask")
         if format is SearchFormat.table and sys.stderr.isatty():

@@ -5,6 +5,11 @@ checks read), then `estimate_phase` — which checks memory before any costing, 
 with a memoised `unit_costs`: per-unit op tables and their kernel seconds depend
 only on the layer-level plan fields, so each distinct layer key goes through the cost kernel once. The
 figures are those of `costsim estimate --set …` of the same plan (tests/test_search.py checks it to 1e-9).
+
+That is the exact engine (`--engine exact`, `evaluate_space`): the reference, at a few thousand plans per
+second. The default engine (`--engine fast`, search/fast.py) computes the same plans, rejection counts and
+figures over arrays, a million and more plans per second; tests/test_search_fast.py holds the two together.
+The exact engine imports nothing from the fast one, so it stays an independent check of it.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from typing import Callable, Iterator
 from ..errors import PlanError, ScenarioError
 from ..fp8 import microbatches_per_chunk, weight_cached
 from ..scenario import Parallelism, Scenario
-from .space import DIMENSIONS, SearchSpace, resolve_space
+from .space import DIMENSIONS, PRICE_KEY, SearchSpace, resolve_space, with_prices
 
 # A PlanError message → a short reason key (first match wins).
 _REASONS = (
@@ -78,6 +83,7 @@ class SearchResult:
     seconds: float
     top_n: int
     dimensions: dict[str, list] = field(default_factory=dict)
+    engine: dict = field(default_factory=dict)   # which engine costed the plans; the fast one's fallbacks
 
     @property
     def configs_per_s(self) -> float:
@@ -85,12 +91,16 @@ class SearchResult:
 
     @property
     def pareto(self) -> list[PlanResult]:
+        if hasattr(self.feasible, "pareto_indices"):   # the fast engine's columns (search/fast.py)
+            return self.feasible.rows(self.feasible.pareto_indices())
         return pareto_front(self.feasible)
 
     @property
     def top(self) -> list[PlanResult]:
         if self.objective == "pareto":
             return self.pareto[: self.top_n]
+        if hasattr(self.feasible, "order"):
+            return self.feasible.rows(self.feasible.order(self.objective)[: self.top_n])
         key = ((lambda r: (r.cost_usd, r.wall_clock_days)) if self.objective == "cost"
                else (lambda r: (r.wall_clock_days, r.cost_usd)))
         return sorted(self.feasible, key=key)[: self.top_n]
@@ -99,7 +109,7 @@ class SearchResult:
         return {"scenario": self.scenario, "phase": self.phase, "space": self.space, "objective": self.objective,
                 "evaluated": self.evaluated, "feasible": len(self.feasible),
                 "rejected": dict(sorted(self.rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
-                "seconds": self.seconds, "configs_per_s": self.configs_per_s,
+                "seconds": self.seconds, "configs_per_s": self.configs_per_s, "engine": dict(self.engine),
                 "top": [r.to_dict() for r in self.top], "pareto": [r.to_dict() for r in self.pareto]}
 
 
@@ -169,7 +179,10 @@ def phase_inputs(sc: Scenario, phase: str | None) -> PhaseInputs:
     precision, seq_len, gbs, recipe = "bf16", None, None, "delayed"
     names = []
     for i, ph in enumerate(sc.phases):
-        if ph.gpu_hours is not None:
+        if ph.kind == "rl":     # passes its update's precision on, as resolve_phases does; not searched
+            precision, recipe = ph.precision or precision, ph.fp8_recipe or recipe
+            continue
+        if ph.kind != "train" or ph.gpu_hours is not None:
             continue
         precision = ph.precision or precision
         recipe = ph.fp8_recipe or recipe
@@ -188,8 +201,10 @@ def phase_inputs(sc: Scenario, phase: str | None) -> PhaseInputs:
                 steps, tokens = max(1, round(ph.tokens / tokens_per_step)), float(ph.tokens)
             return PhaseInputs(i, ph.name, precision, recipe, seq_len, gbs, steps, tokens, dict(ph.parallelism or {}))
     if phase is None:
-        raise ScenarioError("phases: no phase to search (every phase is a reported gpu_hours figure)")
-    raise ScenarioError(f"--phase {phase}: no simulated phase of that name; phases: {', '.join(names) or 'none'}")
+        raise ScenarioError("phases: no phase to search (every phase is a reported gpu_hours figure or a "
+                            "generate, rl or serve phase)")
+    raise ScenarioError(f"--phase {phase}: no training phase of that name (generate, rl and serve phases are not "
+                        f"searched); training phases: {', '.join(names) or 'none'}")
 
 
 def _combos(dims: dict[str, list]) -> tuple[int, Iterator[tuple]]:
@@ -220,11 +235,13 @@ def search(sc: Scenario, base_dir: Path = Path("."), phase: str | None = None, o
            top: int = 10, space: SearchSpace | None = None, wide: bool = False,
            progress: Callable[[int, int], None] | None = None, space_name: str | None = None,
            limit: int | None = None, executor: str = "local", scheduler: str | None = None,
-           jobs: int = 1) -> SearchResult:
+           jobs: int = 1, engine: str = "fast") -> SearchResult:
     """Every legal plan of the space for one phase; `limit` stops after that many candidates (benchmarks).
     `executor="dask"`: the space is split (`partitions`) over a dask.distributed cluster (`scheduler`
     address, else a LocalCluster); the parts are merged in enumeration order, so results equal the local run.
-    `jobs` > 1: the same parts over that many local processes."""
+    `jobs` > 1: the same parts over that many local processes.
+    `engine`: "fast" (search/fast.py: numpy masks, key tables and numba kernels over arrays) or "exact"
+    (`evaluate_space`: `estimate_phase` per plan); the same plans, counts and figures (to 1e-9)."""
     from ..estimate import load_context
     from ..hardware import list_profiles
 
@@ -236,6 +253,8 @@ def search(sc: Scenario, base_dir: Path = Path("."), phase: str | None = None, o
         raise ScenarioError(f"--executor {executor}: expected local or dask")
     if not 1 <= jobs <= 1024:
         raise ScenarioError(f"--jobs {jobs}: expected 1 to 1024 processes")
+    if engine not in ENGINES:
+        raise ScenarioError(f"--engine {engine}: expected fast or exact")
     t0 = time.perf_counter()
     model, _ = load_context(sc, base_dir)
     ph = phase_inputs(sc, phase)
@@ -251,36 +270,62 @@ def search(sc: Scenario, base_dir: Path = Path("."), phase: str | None = None, o
         if limit is not None:
             raise ScenarioError("--executor dask: runs the whole space (no limit)")
         from .dask_exec import run_dask
-        evaluated, feasible, rejected = run_dask(sc, base_dir, phase, dims, scheduler, progress)
+        evaluated, feasible, rejected = run_dask(sc, base_dir, phase, dims, scheduler, progress, engine=engine)
     elif jobs > 1 and limit is None:
-        evaluated, feasible, rejected = _run_processes(sc, base_dir, phase, dims, jobs, progress)
+        evaluated, feasible, rejected = _run_processes(sc, base_dir, phase, dims, jobs, progress, engine)
     else:
-        evaluated, feasible, rejected = evaluate_space(sc, base_dir, phase, dims, progress, limit)
+        evaluated, feasible, rejected = space_evaluator(engine)(sc, base_dir, phase, dims, progress, limit)
+    # the fast engine says how many plans it combined itself and how many it handed to the exact one (and why)
+    st = getattr(feasible, "stats", None)
+    engine_info = {"name": engine} if st is None else {
+        "name": engine, "vectorised": st.vectorised, "fallback": st.fallback,
+        **({"fallback_reason": st.fallback_reason} if st.fallback_reason else {})}
+    evaluated, feasible, rejected = with_prices(dims[PRICE_KEY], evaluated, feasible, rejected)
     seconds = time.perf_counter() - t0
     name = space_name or ("wide" if wide else "scenario" if sc.search is not None and space is sc.search
                           else "file" if space is not None else "default")
     return SearchResult(sc.name, ph.name, name, objective, evaluated, feasible, rejected, seconds, top,
-                        {k: dims[k] for k in DIMENSIONS})
+                        {k: dims[k] for k in DIMENSIONS}, engine_info)
+
+
+ENGINES = ("fast", "exact")
+
+
+def space_evaluator(engine: str) -> Callable:
+    """The function that evaluates a space (or one part of it) under `engine`."""
+    if engine == "exact":
+        return evaluate_space
+    from .fast import evaluate_space_fast
+    return evaluate_space_fast
 
 
 def merge_parts(results: list) -> tuple[int, list[PlanResult], dict[str, int]]:
-    """Parts' (evaluated, feasible, rejected), in partition order, as one result."""
+    """Parts' (evaluated, feasible, rejected), in partition order, as one result (the fast engine's parts:
+    one FeasibleTable)."""
     evaluated, feasible, rejected = 0, [], {}
     for n, feas, rej in results:
         evaluated += n
-        feasible.extend(feas)
+        feasible.append(feas)
         for k, v in rej.items():
             rejected[k] = rejected.get(k, 0) + v
-    return evaluated, feasible, rejected
+    if feasible and all(hasattr(f, "cols") for f in feasible):   # the fast engine's columns
+        from .fast import FeasibleTable
+        return evaluated, FeasibleTable.concat(feasible), rejected
+    return evaluated, [r for f in feasible for r in f], rejected
 
 
-def _run_processes(sc, base_dir, phase, dims, jobs, progress):
+def _run_processes(sc, base_dir, phase, dims, jobs, progress, engine="exact"):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    parts = partitions(dims)
+    # the fast engine shares its key tables across a part's plans: fewer, bigger parts (gpu, num_gpus) suit it
+    parts = partitions(dims) if engine == "exact" else gpu_partitions(dims)
     results: list = [None] * len(parts)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(parts))) as pool:
-        futures = {pool.submit(evaluate_space, sc, Path(base_dir).resolve(), phase, d): i
+    fn = space_evaluator(engine)
+    # spawned, not forked: the fast engine's parallel numba kernels (GNU OpenMP) cannot run in a forked child
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn" if engine != "exact" else None)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(parts)), mp_context=ctx) as pool:
+        futures = {pool.submit(fn, sc, Path(base_dir).resolve(), phase, d): i
                    for i, d in enumerate(parts)}
         for done, fut in enumerate(as_completed(futures), 1):
             results[futures[fut]] = fut.result()
@@ -296,6 +341,11 @@ def partitions(dims: dict[str, list]) -> list[dict[str, list]]:
     return [{**dims, "gpu": [g], "num_gpus": [n], "tp": [t], "sequence_parallel": [s], "pp": [p]}
             for g in dims["gpu"] for n in dims["num_gpus"] for t in dims["tp"]
             for s in (sp if t > 1 else sp[:1]) for p in dims["pp"]]
+
+
+def gpu_partitions(dims: dict[str, list]) -> list[dict[str, list]]:
+    """The space split by (gpu, num_gpus) — the outermost dimensions of `_combos`, in its order."""
+    return [{**dims, "gpu": [g], "num_gpus": [n]} for g in dims["gpu"] for n in dims["num_gpus"]]
 
 
 def evaluate_space(sc: Scenario, base_dir: Path, phase: str | None, dims: dict[str, list],

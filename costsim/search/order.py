@@ -2,13 +2,22 @@
 validation cases that measured several plans of one model on one GPU type and count (same sequence length,
 same metric): e.g. torchtitan's vanilla vs async TP and BF16 vs Float8 rows, fms-fsdp's AC and batch variants,
 llm-foundry's BF16 vs FP8 rows. Groups whose cases share one scenario (the same plan measured on several
-software releases) order nothing and are left out; so are groups of phases of one run (DeepSeek-V3)."""
+software releases) order nothing and are left out; so are groups of phases of one run (DeepSeek-V3).
+
+Not checked, for want of numbers: Narayanan et al. 2021 (arXiv 2104.04473) §5.4–5.6, its comparisons of
+tensor vs pipeline vs data-parallel degree, micro-batch size and activation recomputation on one model and
+GPU count. docs/reference/published-runs.md transcribes only its Table 1 (weak scaling: one plan per model
+size and GPU count, so no group of plans) and published-runs-2.md none of those sections; no figure is
+invented here. `NARAYANAN_TABLE1` names that group so the test can show it orders nothing."""
 from __future__ import annotations
 
 import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+
+
+NARAYANAN_TABLE1 = "Megatron-LM Table 1"     # costsim/cases: Narayanan et al. 2021 Table 1, one plan per row
 
 
 def kendall_tau(x: list[float], y: list[float]) -> float:

@@ -44,6 +44,9 @@ def render(res: SearchResult, console: Console) -> None:
     console.print(f"[bold]{res.scenario}[/bold] — phase {res.phase}, space {res.space}: {res.evaluated:,} plans "
                   f"in {res.seconds:.1f} s ({res.configs_per_s:,.0f}/s); {len(res.feasible):,} feasible; "
                   f"rejected: {rejected or 'none'}", highlight=False)
+    if res.engine.get("fallback"):
+        console.print(f"{res.engine['fallback']:,} plans costed one by one by the exact engine "
+                      f"({res.engine.get('fallback_reason')}: not in the fast engine)", highlight=False)
     if not res.feasible:
         console.print("no feasible plan in this space; widen it (--space, a search: block) or add GPUs")
         return
@@ -51,15 +54,28 @@ def render(res: SearchResult, console: Console) -> None:
     console.print(_table(f"Pareto frontier (cost vs wall-clock): {len(res.pareto)} plans", res.pareto))
 
 
+def _by_cost(res: SearchResult) -> tuple[list[PlanResult], list[bool]]:
+    """Feasible plans by ascending (cost, days), and whether each is on the Pareto frontier."""
+    feas = res.feasible
+    if hasattr(feas, "order"):            # the fast engine's columns: sort indices, then make the rows
+        order = feas.order("cost")
+        front = set(feas.pareto_indices().tolist())
+        return feas.rows(order), [int(i) in front for i in order]
+    front_ids = {id(r) for r in res.pareto}
+    rows = sorted(feas, key=lambda r: (r.cost_usd, r.wall_clock_days))
+    return rows, [id(r) in front_ids for r in rows]
+
+
 def to_csv(res: SearchResult) -> str:
     """Every feasible plan, one row each; `pareto` marks the frontier."""
-    front = {id(r) for r in res.pareto}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([*_PLAN_COLS, *_FIGURES, "pareto"])
-    for r in sorted(res.feasible, key=lambda r: (r.cost_usd, r.wall_clock_days)):
-        w.writerow([r.plan[k] for k in _PLAN_COLS] + [repr(getattr(r, k)) for k in _FIGURES]
-                   + [int(id(r) in front)])
+    if hasattr(res.feasible, "csv_rows"):   # the fast engine's columns, written without a PlanResult per plan
+        w.writerows(res.feasible.csv_rows(_PLAN_COLS, _FIGURES))
+        return buf.getvalue()
+    for r, on_front in zip(*_by_cost(res)):
+        w.writerow([r.plan[k] for k in _PLAN_COLS] + [repr(getattr(r, k)) for k in _FIGURES] + [int(on_front)])
     return buf.getvalue()
 
 
@@ -72,7 +88,11 @@ def write_pareto_html(res: SearchResult, path: str | Path) -> Path:
     from ..safe_write import check_target, write_text
 
     check_target(path, "-o")                    # refuse a directory or a missing folder before any work
-    feas = sorted(res.feasible, key=lambda r: (r.cost_usd, r.wall_clock_days))
+    if hasattr(res.feasible, "order"):          # the fast engine's columns: sample before making rows
+        order = res.feasible.order("cost")
+        feas = res.feasible.rows(order[::len(order) // 50_000 + 1] if len(order) > 50_000 else order)
+    else:
+        feas = sorted(res.feasible, key=lambda r: (r.cost_usd, r.wall_clock_days))
     if len(feas) > 50_000:                      # keep the page usable: the frontier plus a sample of the rest
         step = len(feas) // 50_000 + 1
         feas = feas[::step]

@@ -6,6 +6,9 @@ open, `num_gpus` from a quarter to four times the scenario's and every shipped G
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -14,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import ScenarioError
 
-DIMENSIONS = ("gpu", "num_gpus", "tp", "pp", "cp", "ep", "etp", "zero_stage", "micro_batch_size", "recompute",
-              "schedule", "virtual_stages", "sequence_parallel")
-PARALLEL_KEYS = DIMENSIONS[2:]          # keys under `parallelism:` in a scenario (plus the derived dp)
+PARALLEL_KEYS = ("tp", "pp", "cp", "ep", "etp", "zero_stage", "micro_batch_size", "recompute", "schedule",
+                 "virtual_stages", "sequence_parallel")   # keys under `parallelism:` (plus the derived dp)
+PRICE_KEY = "usd_per_gpu_hour"          # searched in the result layer (with_prices), not by the engines
+DIMENSIONS = ("gpu", "num_gpus", *PARALLEL_KEYS, PRICE_KEY)
+MAX_USD_PER_GPU_HOUR = 10_000           # the scenario's pricing.usd_per_gpu_hour bound (costsim/scenario.py)
 
 _Pos = Union[int, list[int]]
 
@@ -35,7 +40,8 @@ class SearchSpace(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     gpu: str | list[str] | None = Field(default=None, description="hardware profile name(s); each at its "
-                                        "own price unless pricing.usd_per_gpu_hour pins one")
+                                        "own price unless pricing.usd_per_gpu_hour pins one or "
+                                        "usd_per_gpu_hour below lists prices")
     num_gpus: _Pos | None = Field(default=None, description="GPU count(s); default: the scenario's")
     tp: _Pos | None = Field(default=None, description="tensor parallel size(s); default: powers of two "
                             "dividing the heads")
@@ -56,11 +62,30 @@ class SearchSpace(BaseModel):
     virtual_stages: _Pos | None = Field(default=None, description="searched with the interleaved schedule "
                                         "only (1 for the others)")
     sequence_parallel: bool | list[bool] | None = Field(default=None, description="searched where tp > 1")
+    usd_per_gpu_hour: float | list[float] | None = Field(
+        default=None, description="price(s) per GPU-hour: every plan costed at each (its plan gets the key "
+        "usd_per_gpu_hour), over the GPU's own price and the scenario's pricing.usd_per_gpu_hour")
 
     @field_validator("*", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _positive_list(v)
+
+    @field_validator("usd_per_gpu_hour", mode="before")
+    @classmethod
+    def _price_is_a_number(cls, v: Any) -> Any:
+        for x in (v if isinstance(v, list) else [v] if v is not None else []):
+            if isinstance(x, bool) or not isinstance(x, (int, float)):   # lax mode would take true or "2.5"
+                raise ValueError(f"{str(x)[:40]!r} is not a number (USD per GPU-hour)")
+        return v
+
+    @field_validator("usd_per_gpu_hour")
+    @classmethod
+    def _price(cls, v: Any) -> Any:
+        for x in (v if isinstance(v, list) else [v] if v is not None else []):
+            if not math.isfinite(x) or not 0 < x <= MAX_USD_PER_GPU_HOUR:
+                raise ValueError(f"{x} must be a price above 0 and up to {MAX_USD_PER_GPU_HOUR:,} USD per GPU-hour")
+        return v
 
     @field_validator("num_gpus", "tp", "pp", "cp", "ep", "etp", "micro_batch_size", "virtual_stages")
     @classmethod
@@ -107,6 +132,8 @@ def defaults(model, scenario, seq_len: int, wide: bool, all_gpus: list[str]) -> 
         "schedule": ["1f1b", "interleaved", "zero-bubble", "dualpipe"],
         "virtual_stages": _pow2(2, 8 if wide else 4),
         "sequence_parallel": [False, True],
+        # None: each GPU at its own price, or at the scenario's pricing.usd_per_gpu_hour where it pins one
+        PRICE_KEY: [None],
     }
     return d
 
@@ -121,6 +148,91 @@ def resolve_space(space: SearchSpace | None, model, scenario, seq_len: int, wide
             if given:
                 d[key] = given
     return d
+
+
+def with_prices(prices: list, evaluated: int, feasible: Sequence, rejected: dict[str, int]
+                ) -> tuple[int, Sequence, dict[str, int]]:
+    """Every plan at every listed price (`usd_per_gpu_hour` in the space), as the engines' (evaluated,
+    feasible, rejected) after the merge of all parts. A price changes no plan's time, memory or feasibility,
+    only its dollars: cost_usd = gpu_hours × price, the very product `estimate` forms (estimate._figures), so
+    a priced plan equals `estimate --set pricing.usd_per_gpu_hour=P` of it bit for bit. Hence the plans are
+    costed once and priced here rather than once per price in the engines. Each (plan, price) counts as a
+    candidate: evaluated and the rejected counts are multiplied by the number of prices; the order is the
+    engines' with price innermost. No price listed ([None]): unchanged, no usd_per_gpu_hour key in the plans."""
+    prices = [p for p in prices if p is not None]
+    if not prices:
+        return evaluated, feasible, rejected
+    k = len(prices)
+    rejected = {reason: count * k for reason, count in rejected.items()}
+    if isinstance(feasible, list):
+        feasible = [_priced(r, p) for r in feasible for p in prices]
+    else:                         # a column table (costsim.search.fast): stay lazy, no object per plan
+        feasible = PricedTable(feasible, prices)
+    return evaluated * k, feasible, rejected
+
+
+def _priced(result, price: float):
+    """A PlanResult at another price: the plan carries it, the dollars follow it."""
+    return dataclasses.replace(result, plan={**result.plan, PRICE_KEY: price}, cost_usd=result.gpu_hours * price)
+
+
+class PricedTable(Sequence):
+    """`base` (feasible plans, a sequence of PlanResult) × `prices`, row i = plan i // k at price i % k; made
+    a PlanResult only when read. Offers what a column table offers (`cols`, `order`, `pareto_indices`,
+    `rows`), computed from the base's columns where it has them (`cols`: numpy arrays, one row per plan)."""
+
+    def __init__(self, base: Sequence, prices: list[float]):
+        self.base, self.prices = base, list(prices)
+        self._cols = None
+
+    def __len__(self) -> int:
+        return len(self.base) * len(self.prices)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        plan, price = divmod(i, len(self.prices))
+        return _priced(self.base[plan], self.prices[price])
+
+    def rows(self, idx) -> list:
+        return [self[int(i)] for i in idx]
+
+    @property
+    def cols(self) -> dict:
+        """The base's columns, each repeated per price (shape (len(self),)), priced cost and the price."""
+        if self._cols is None:
+            import numpy as np
+            k = len(self.prices)
+            base = getattr(self.base, "cols", None)
+            if base is None:      # plain rows: the figure columns only
+                base = {f: np.array([getattr(r, f) for r in self.base], dtype=float)
+                        for f in ("wall_clock_days", "gpu_hours")}
+            cols = {key: np.repeat(v, k) for key, v in base.items()}
+            cols[PRICE_KEY] = np.tile(np.asarray(self.prices, dtype=float), len(self.base))
+            cols["cost_usd"] = cols["gpu_hours"] * cols[PRICE_KEY]
+            self._cols = cols
+        return self._cols
+
+    def order(self, objective: str):
+        """Indices sorted (stably) by (cost, days), or by (days, cost) for objective "time"."""
+        import numpy as np
+        cost, days = self.cols["cost_usd"], self.cols["wall_clock_days"]
+        return np.lexsort((days, cost)) if objective != "time" else np.lexsort((cost, days))
+
+    def pareto_indices(self):
+        """Plans no other beats on both cost and days: by ascending (cost, days), each faster than all before."""
+        import numpy as np
+        if not len(self):
+            return np.zeros(0, np.int64)
+        o = self.order("cost")
+        days = self.cols["wall_clock_days"][o]
+        best_before = np.concatenate(([np.inf], np.minimum.accumulate(days)[:-1]))
+        return o[days < best_before]
 
 
 def load_space_file(path: str | Path) -> SearchSpace:
