@@ -6,25 +6,12 @@ with (`costsim/infer/`). Figures and sources: docs/reference/deepseek-r1-and-inf
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-def _no_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError(f"{str(value).lower()} is a boolean; expected a number")
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_no_bool)]
-Float = Annotated[float, BeforeValidator(_no_bool)]
-MAX_SIZE = 1_000_000
-MAX_TOKENS = 1e17
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from .fields import MAX_SIZE, MAX_TOKENS, Float, Int
+from .fields import Strict as _Strict
 
 
 class Serving(_Strict):

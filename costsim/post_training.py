@@ -26,7 +26,7 @@ def estimate_other(sc, i: int, ph, model: ModelSpec, hw: HardwareProfile, eff, p
         return estimate_rl(sc, i, ph, model, hw, eff, price)
     from .serving import estimate_generate, estimate_serve
     fn = estimate_serve if ph.kind == "serve" else estimate_generate
-    return fn(sc, ph, model, hw, eff, price)
+    return fn(sc, i, ph, model, hw, eff, price)
 
 
 def check_serving(model: ModelSpec, hw: HardwareProfile, s: Serving, key: str) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError,
-                      field_validator, model_validator)
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from .errors import ScenarioError
+from .fields import MAX_SIZE, MAX_TOKENS, Float, Int, Strict
 from .phase_kinds import GeneratePhase, RLPhase, ServePhase
 from .safe_load import LoadError, clip, load_yaml, parse_yaml, short
 from .sim.reliability import Reliability
@@ -23,22 +23,11 @@ Schedule = Literal["1f1b", "interleaved", "zero-bubble", "dualpipe"]
 Recompute = Literal["none", "selective", "full"]
 
 
-def _no_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError(f"{str(value).lower()} is a boolean; expected a number")
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_no_bool)]          # YAML true/false are not 1/0 here
-Float = Annotated[float, BeforeValidator(_no_bool)]
-MAX_SIZE = 1_000_000            # any parallel size
-MAX_TOKENS = 1e17               # ~7,000 × DeepSeek-V3's 14.8T
 MAX_STEPS = 1_000_000_000       # a phase's steps, given or derived from its tokens
 MAX_PHASES = 32
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = Strict
 
 
 class Cluster(_Strict):

@@ -16,12 +16,13 @@ from .post_training import ceil_div, check_serving, nodes, phase_energy_mwh
 
 
 def _rates(model, hw, eff, prefill, decode, prompt_tokens: float, cache_hit: float, context: float,
-           target: float | None, key: str):
-    """(prefill input tokens/s per GPU, the decode point) of these instances."""
+           target: float | None, prefill_key: str, key: str):
+    """(prefill input tokens/s per GPU, the decode point) of these instances; errors name `prefill_key` or `key`
+    (the decode instance)."""
     from .infer.cost import decode_for_speed, prefill_throughput
     from .infer.plan import ServingPlan
 
-    check_serving(model, hw, prefill, f"{key}.prefill" if key.endswith("serve") else key)
+    check_serving(model, hw, prefill, prefill_key)
     check_serving(model, hw, decode, key)
     pp = ServingPlan(**prefill.model_dump())
     dp = ServingPlan(**decode.model_dump())
@@ -40,11 +41,12 @@ def _rates(model, hw, eff, prefill, decode, prompt_tokens: float, cache_hit: flo
     return pf, point
 
 
-def estimate_serve(sc, ph, model, hw, eff, price: float) -> PhaseEstimate:
+def estimate_serve(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimate:
     out_per_req = ph.output_per_request or ph.output_tokens * ph.prompt_tokens / ph.input_tokens
     context = ph.context_tokens or ph.prompt_tokens + out_per_req / 2
+    where = f"phases[{i}] ({ph.name})"
     pf, point = _rates(model, hw, eff, ph.prefill, ph.decode, ph.prompt_tokens, ph.cache_hit, context,
-                       ph.tokens_per_s_per_request, f"phases ({ph.name}).decode")
+                       ph.tokens_per_s_per_request, f"{where}.prefill", f"{where}.decode")
     seconds = ph.hours * 3600
     prefill_gpus = ph.input_tokens / seconds / pf
     decode_gpus = ph.output_tokens / seconds / point.tokens_per_s_per_gpu
@@ -68,16 +70,18 @@ def estimate_serve(sc, ph, model, hw, eff, price: float) -> PhaseEstimate:
                          / (hours * 3600), kind="serve", num_gpus=gpus, figures=figures)
 
 
-def estimate_generate(sc, ph, model, hw, eff, price: float) -> PhaseEstimate:
+def estimate_generate(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimate:
     n = ph.num_gpus or sc.cluster.num_gpus
+    where = f"phases[{i}] ({ph.name})"
+    prefill_key = f"{where}.prefill" if ph.prefill else f"{where}.serving"
     prefill = ph.prefill or ph.serving
-    for s, key in ((prefill, "prefill"), (ph.serving, "serving")):
+    for s, key in ((prefill, prefill_key), (ph.serving, f"{where}.serving")):
         if s.tp * s.dp > n:
-            raise PlanError(f"phases ({ph.name}).{key}: an instance of tp·dp = {s.tp}·{s.dp} = {s.tp * s.dp} GPUs "
-                            f"does not fit on the phase's {n} GPUs")
+            raise PlanError(f"{key}: an instance of tp·dp = {s.tp}·{s.dp} = {s.tp * s.dp} GPUs does not fit on "
+                            f"the phase's {n} GPUs")
     context = ph.input_tokens + ph.output_tokens / 2
     pf, point = _rates(model, hw, eff, prefill, ph.serving, ph.input_tokens, ph.cache_hit, context,
-                       ph.tokens_per_s_per_request, f"phases ({ph.name}).serving")
+                       ph.tokens_per_s_per_request, prefill_key, f"{where}.serving")
     inp, outp = ph.prompts * ph.input_tokens, ph.prompts * ph.output_tokens
     gpu_s = inp / pf + outp / point.tokens_per_s_per_gpu
     hours = gpu_s / 3600

@@ -211,3 +211,10 @@ def test_rl_interpolated_tables_stay_near_the_direct_costs():
     mid, _, _ = update_times(sc, 0, ph, model, hw, eff, 2.0, 512, [800.0, 3584.0, 12800.0])
     assert len(grid) <= 8
     assert mid[1] == pytest.approx(direct[0], rel=0.03)
+
+
+def test_serve_errors_name_the_instance_at_fault(tmp_path):
+    code, err = run_json(tmp_path, BASE | {"phases": [{**SERVE, "prefill": {"tp": 3}}]})
+    assert code == 2 and err.startswith("error: phases[0] (day).prefill: tp=3 does not divide"), err
+    code, err = run_json(tmp_path, BASE | {"phases": [{**SERVE, "decode": {"ep": 2}}]})
+    assert code == 2 and err.startswith("error: phases[0] (day).decode: ep=2"), err

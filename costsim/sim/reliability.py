@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 
-from typing import Annotated
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from ..fields import Float, Int
 
 
 # Llama 3 405B (arXiv 2407.21783 §3.3.4): 419 unexpected interruptions in 54 days on 16,384 H100.
@@ -32,16 +32,6 @@ DEFAULT_RESTART_S = 15 * 60.0
 
 
 MAX_REPLICATES = 1000
-
-
-def _no_bool(value):
-    if isinstance(value, bool):
-        raise ValueError(f"{str(value).lower()} is a boolean; expected a number")
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_no_bool)]
-Float = Annotated[float, BeforeValidator(_no_bool)]
 
 
 class Reliability(BaseModel):
