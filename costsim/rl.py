@@ -39,13 +39,8 @@ def inherited(sc, i: int) -> tuple[str, str]:
     return precision, recipe
 
 
-def _log_grid(lo: float, hi: float, n: int, integer: bool = False) -> list[float]:
-    if hi <= lo:
-        return [lo]
-    pts = np.geomspace(lo, hi, n)
-    if integer:
-        pts = np.unique(np.round(pts))
-    return [float(p) for p in pts]
+def _log_grid(lo: float, hi: float, n: int) -> list[float]:
+    return [lo] if hi <= lo else [float(p) for p in np.geomspace(lo, hi, n)]
 
 
 def decode_table(model, hw, plan, eff, max_batch: float, max_context: float, min_context: float):
