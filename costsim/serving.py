@@ -3,8 +3,9 @@
 Both rest on two per-GPU rates from the inference model (costsim/infer/): prefill input tokens/s (cache hits
 counted as DeepSeek counts them) and decode output tokens/s at the batch the per-request speed target allows.
 - serve: a period of `hours` at given volumes; prefill and decode run on separate instances (disaggregation,
-  as DeepSeek serves V3/R1), so GPUs = input rate / prefill rate + output rate / decode rate, averaged over the
-  period — DeepSeek's own "226.75 nodes on average" (docs/reference/deepseek-r1-and-inference.md §4).
+  as DeepSeek serves V3/R1), so GPUs = (input rate / prefill rate + output rate / decode rate) / utilization,
+  averaged over the period — DeepSeek's own "226.75 nodes on average" (docs/reference/deepseek-r1-and-
+  inference.md §4). `utilization` (default 1: sized for full load) is the average load over provisioned capacity.
 - generate: `prompts` requests on `num_gpus` GPUs that prefill and decode in turn; GPU-seconds = input / prefill
   rate + output / decode rate, and the wall clock is that over the GPUs (work shared evenly).
 """
@@ -48,13 +49,17 @@ def estimate_serve(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimat
     pf, point = _rates(model, hw, eff, ph.prefill, ph.decode, ph.prompt_tokens, ph.cache_hit, context,
                        ph.tokens_per_s_per_request, f"{where}.prefill", f"{where}.decode")
     seconds = ph.hours * 3600
-    prefill_gpus = ph.input_tokens / seconds / pf
-    decode_gpus = ph.output_tokens / seconds / point.tokens_per_s_per_gpu
+    u = ph.utilization      # nodes run at this average share of their capacity: more of them, each delivering less
+    prefill_gpus = ph.input_tokens / seconds / (pf * u)
+    decode_gpus = ph.output_tokens / seconds / (point.tokens_per_s_per_gpu * u)
     gpus = prefill_gpus + decode_gpus
     hours = gpus * ph.hours
     figures = {
-        "prefill_tokens_per_s_per_node": pf * _gpn(sc, hw),
-        "decode_tokens_per_s_per_node": point.tokens_per_s_per_gpu * _gpn(sc, hw),
+        "prefill_tokens_per_s_per_node": pf * u * _gpn(sc, hw),
+        "decode_tokens_per_s_per_node": point.tokens_per_s_per_gpu * u * _gpn(sc, hw),
+        "prefill_capacity_tokens_per_s_per_node": pf * _gpn(sc, hw),
+        "decode_capacity_tokens_per_s_per_node": point.tokens_per_s_per_gpu * _gpn(sc, hw),
+        "utilization": u,
         "tokens_per_s_per_request": point.tokens_per_s_per_request,
         "nodes": nodes(gpus, sc, hw),
         "prefill_nodes": nodes(prefill_gpus, sc, hw),

@@ -218,3 +218,13 @@ def test_serve_errors_name_the_instance_at_fault(tmp_path):
     assert code == 2 and err.startswith("error: phases[0] (day).prefill: tp=3 does not divide"), err
     code, err = run_json(tmp_path, BASE | {"phases": [{**SERVE, "decode": {"ep": 2}}]})
     assert code == 2 and err.startswith("error: phases[0] (day).decode: ep=2"), err
+
+
+def test_serve_utilization_scales_nodes_and_delivered_rates(tmp_path):
+    _, full = run_json(tmp_path, BASE | {"phases": [SERVE]})
+    _, part = run_json(tmp_path, BASE | {"phases": [{**SERVE, "utilization": 0.8}]})
+    f, p = full["phases"][0], part["phases"][0]
+    assert p["nodes"] == pytest.approx(f["nodes"] / 0.8, rel=1e-12)
+    assert p["cost_usd"] == pytest.approx(f["cost_usd"] / 0.8, rel=1e-12)
+    assert p["prefill_tokens_per_s_per_node"] == pytest.approx(0.8 * f["prefill_tokens_per_s_per_node"], rel=1e-12)
+    assert p["decode_capacity_tokens_per_s_per_node"] == pytest.approx(f["decode_tokens_per_s_per_node"], rel=1e-12)
