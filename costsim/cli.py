@@ -211,7 +211,9 @@ def timeline(
         chosen = next((p for p in sims if phase in (None, p.name)), None)
         if chosen is None:
             names = ", ".join(p.name for p in sims) or "none"
-            raise CostsimError(f"--phase {phase}: no simulated phase of that name; phases: {names}")
+            what = f"--phase {phase}: no training phase of that name" if phase else "no training phase to simulate"
+            raise CostsimError(f"{what} (generate, rl and serve phases have no step timeline); training "
+                               f"phases: {names}")
         with _stderr().status(f"simulating one step of {chosen.name}…", spinner="dots"):
             res = simulate_phase(chosen.costs, overlap_slowdown=est.efficiency.overlap_slowdown, trace=True)
         try:

@@ -132,9 +132,9 @@ def _simulate(est: Estimate, sc: Scenario) -> None:
     from .sim.step import simulate_phase
 
     runs = []
-    for p in est.phases:
+    for i, p in enumerate(est.phases):
         if p.trained:
-            p.simulated = _in_phase(len(runs), p.name, simulate_phase, p.costs,
+            p.simulated = _in_phase(i, p.name, simulate_phase, p.costs,
                                    overlap_slowdown=est.efficiency.overlap_slowdown)
             runs.append((p.name, p.steps, p.simulated.step_time_s))
     if runs:

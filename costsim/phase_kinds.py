@@ -13,6 +13,9 @@ from pydantic import Field, model_validator
 from .fields import MAX_SIZE, MAX_TOKENS, Float, Int
 from .fields import Strict as _Strict
 
+MAX_SEQS_PER_STEP = 10_000_000   # an RL step's sequences (each round's lengths are sampled as one array)
+MAX_ROUNDS = 100_000             # rollout rounds of one RL phase (R1-Zero: 650), each simulated
+
 
 class Serving(_Strict):
     """One serving instance: the GPUs that hold one copy of the model and serve a share of the requests."""
@@ -41,8 +44,8 @@ class LengthSpec(_Strict):
                                                      "response's length")
     mean: Float | list[tuple[Int, Float]] = Field(description="mean response tokens (before the length "
                                                   "limit); or a table [[step, mean], ...] by training step")
-    sigma: Float = Field(default=0.6, ge=0, le=5, description="lognormal shape: standard deviation of "
-                         "log(length)")
+    sigma: Float = Field(default=0.6, gt=0, le=5, description="lognormal shape: standard deviation of "
+                         "log(length) (equal lengths: family constant)")
 
     @model_validator(mode="after")
     def _table(self) -> "LengthSpec":
@@ -73,7 +76,7 @@ class GeneratePhase(_Strict):
     num_gpus: Int | None = Field(default=None, gt=0, le=10_000_000, description="GPUs generating; default: "
                                  "cluster.num_gpus")
     prompts: Float = Field(gt=0, le=1e13, allow_inf_nan=False, description="requests (samples) generated")
-    input_tokens: Float = Field(gt=0, le=1e7, description="mean prompt tokens per request")
+    input_tokens: Float = Field(ge=1, le=1e7, description="mean prompt tokens per request")
     output_tokens: Float = Field(gt=0, le=1e7, description="mean generated tokens per request")
     cache_hit: Float = Field(default=0.0, ge=0, lt=1, description="share of input tokens found in a prefix "
                              "cache (not recomputed)")
@@ -95,11 +98,11 @@ class RLPhase(_Strict):
     prompts_per_step: Int = Field(gt=0, le=10_000_000, description="unique prompts per policy step")
     samples_per_prompt: Int = Field(default=1, gt=0, le=100_000, description="sampled outputs per prompt "
                                     "(GRPO group size)")
-    outputs_per_rollout: Int | None = Field(default=None, gt=0, le=1_000_000_000, description="outputs "
+    outputs_per_rollout: Int | None = Field(default=None, gt=0, le=MAX_SEQS_PER_STEP, description="outputs "
                                             "generated per rollout round, split into mini-batches of "
                                             "prompts_per_step·samples_per_prompt (one policy step each); "
                                             "default: one step's batch")
-    prompt_tokens: Float = Field(gt=0, le=1e7, description="mean prompt tokens")
+    prompt_tokens: Float = Field(ge=1, le=1e7, description="mean prompt tokens")
     max_output_tokens: Int | list[MaxTokens] = Field(description="response length limit: a number, or "
                                                      "[{from_step, tokens}, ...]")
     response_length: LengthSpec = Field(description="response-length distribution (state its source: no "
@@ -132,6 +135,14 @@ class RLPhase(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "RLPhase":
         batch = self.prompts_per_step * self.samples_per_prompt
+        if batch > MAX_SEQS_PER_STEP:
+            raise ValueError(f"prompts_per_step·samples_per_prompt = {batch:,} sequences per step; the limit is "
+                             f"{MAX_SEQS_PER_STEP:,}")
+        per_round = self.outputs_per_rollout or batch
+        rounds = -(-self.steps // (per_round // batch)) if per_round >= batch else self.steps
+        if rounds > MAX_ROUNDS:
+            raise ValueError(f"steps={self.steps:,} make {rounds:,} rollout rounds of {per_round:,} outputs; the "
+                             f"limit is {MAX_ROUNDS:,} (more outputs_per_rollout, or fewer steps)")
         if self.outputs_per_rollout is not None and self.outputs_per_rollout % batch:
             raise ValueError(f"outputs_per_rollout={self.outputs_per_rollout} is not a multiple of "
                              f"prompts_per_step·samples_per_prompt = {batch}")
@@ -170,7 +181,7 @@ class ServePhase(_Strict):
     output_tokens: Float = Field(gt=0, le=MAX_TOKENS, description="output tokens generated in the period")
     cache_hit: Float = Field(default=0.0, ge=0, lt=1, description="share of input tokens found in the KV cache "
                              "(not recomputed)")
-    prompt_tokens: Float = Field(gt=0, le=1e7, description="mean prompt length per request (attention span of "
+    prompt_tokens: Float = Field(ge=1, le=1e7, description="mean prompt length per request (attention span of "
                                  "prefill)")
     context_tokens: Float | None = Field(default=None, gt=0, le=1e7, description="mean KV-cache length per "
                                          "output token in decode; default: prompt_tokens + half the mean output")

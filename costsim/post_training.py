@@ -4,6 +4,7 @@ the rollout simulator (costsim/sim/rollout.py). Each returns a PhaseEstimate lik
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import PlanError, ScenarioError
@@ -16,6 +17,9 @@ from .phase_kinds import Serving
 def estimate_other(sc, i: int, ph, model: ModelSpec, hw: HardwareProfile, eff, price: float,
                    base_dir: Path = Path(".")) -> PhaseEstimate:
     """The estimate of a generate, rl or serve phase (`ph.kind`)."""
+    gpn = sc.cluster.gpus_per_node
+    if gpn and gpn != hw.gpus_per_node:   # the scenario's node size sets the link tiers, as for training plans
+        hw = replace(hw, gpus_per_node=gpn)
     if getattr(ph, "model", None) is not None:
         try:
             model = resolve_model(ph.model, base_dir)

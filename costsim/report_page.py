@@ -117,7 +117,7 @@ def _timeline(est: Estimate) -> tuple[go.Figure | None, str]:
 
     chosen = next((p for p in est.phases if p.trained and p.costs is not None), None)
     if chosen is None:
-        return None, "no simulated phase: every phase is a reported figure"
+        return None, "no training phase: every phase is a reported figure or a generate, rl or serve phase"
     try:
         res = simulate_phase(chosen.costs, overlap_slowdown=est.efficiency.overlap_slowdown, trace=True)
     except CostsimError as exc:

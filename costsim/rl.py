@@ -146,7 +146,7 @@ def estimate_rl(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimate:
                "time_split": {"generation": (res.generation_s - res.idle_s) / work, "update": res.update_s / work,
                               "idle": res.idle_s / work},
                "async_overlap_s": work - seconds,
-               "generated_tokens": gen_tokens, "mean_response_tokens": gen_tokens / max(1, rounds * per_round),
+               "generated_tokens": gen_tokens, "mean_response_tokens": gen_tokens / sum(sp.n for sp in specs),
                "generation_gpus": gen_gpus, "training_gpus": train_gpus,
                "decode_batch_per_gpu": cap, "update_seq_len_grid": grid,
                "nodes": nodes(n, sc, hw)}

@@ -25,13 +25,16 @@ def _rates(model, hw, eff, prefill, decode, prompt_tokens: float, cache_hit: flo
 
     check_serving(model, hw, prefill, prefill_key)
     check_serving(model, hw, decode, key)
-    pp = ServingPlan(**prefill.model_dump())
+    # the prefill instance runs the MTP module over the prompt when decode drafts with it (its KV cache is filled
+    # there), so it takes the decode plan's draft tokens
+    pp = ServingPlan(**(prefill.model_dump() | {"mtp_tokens": max(prefill.mtp_tokens, decode.mtp_tokens)}))
     dp = ServingPlan(**decode.model_dump())
+    _check_prefill_memory(model, hw, pp, prompt_tokens, cache_hit, prefill_key)
     pf = prefill_throughput(model, hw, pp, eff, prompt_tokens, cache_hit)
     point = decode_for_speed(model, hw, dp, eff, context, target)
     if point.limited_by == "too-slow":
         raise PlanError(f"{key}: the speed target {target:g} tokens/s per request is out of reach: one sequence "
-                        f"per GPU already runs at {point.tokens_per_s_per_request:.1f} tokens/s at {context:,.0f} "
+                        f"per data-parallel rank already runs at {point.tokens_per_s_per_request:.1f} tokens/s at {context:,.0f} "
                         "tokens of context (more tp, fewer GPUs per instance, or a lower target)")
     if not (point.batch_per_gpu > 0 and point.tokens_per_s_per_gpu > 0):
         raise PlanError(f"{key}: no decode batch fits: the model's weights and one sequence's KV cache at "
@@ -40,6 +43,22 @@ def _rates(model, hw, eff, prefill, decode, prompt_tokens: float, cache_hit: flo
                         + (f", or the speed target {target:g} tokens/s per request is out of reach"
                            if target else ""))
     return pf, point
+
+
+def _check_prefill_memory(model, hw, plan, prompt_tokens: float, cache_hit: float, key: str) -> None:
+    """Weights, the prefill batch's KV cache (whole prompts) and its activations within the instance's memory."""
+    from .infer.cost import default_prefill_seqs
+    from .infer.memory import kv_budget_bytes, kv_bytes_per_token_gpu, weight_bytes_per_gpu
+    seqs = default_prefill_seqs(plan, prompt_tokens, cache_hit)            # per GPU
+    new = max(prompt_tokens * (1 - cache_hit), 1.0)
+    kv = seqs * plan.tp * prompt_tokens * kv_bytes_per_token_gpu(model, plan)
+    room = kv_budget_bytes(model, hw, plan, seqs * new)
+    if kv > room:
+        gib = 2 ** 30
+        raise PlanError(f"{key}: a prefill batch does not fit: {seqs * plan.tp:.0f} prompt(s) of "
+                        f"{prompt_tokens:,.0f} tokens need {kv / gib:.1f} GiB of KV cache per GPU but "
+                        f"{max(room, 0) / gib:.1f} GiB is left beside {weight_bytes_per_gpu(model, plan) / gib:.1f} "
+                        f"GiB of weights on {hw.name} (more ep/tp, fp8, or shorter prompts)")
 
 
 def estimate_serve(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimate:
@@ -81,9 +100,10 @@ def estimate_generate(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEsti
     prefill_key = f"{where}.prefill" if ph.prefill else f"{where}.serving"
     prefill = ph.prefill or ph.serving
     for s, key in ((prefill, prefill_key), (ph.serving, f"{where}.serving")):
-        if s.tp * s.dp > n:
-            raise PlanError(f"{key}: an instance of tp·dp = {s.tp}·{s.dp} = {s.tp * s.dp} GPUs does not fit on "
-                            f"the phase's {n} GPUs")
+        check_serving(model, hw, s, key)      # the model's own divisibility first: it names the real culprit
+        if s.tp * s.dp > n or n % (s.tp * s.dp):
+            raise PlanError(f"{key}: instances of tp·dp = {s.tp}·{s.dp} = {s.tp * s.dp} GPUs do not tile the "
+                            f"phase's {n} GPUs")
     context = ph.input_tokens + ph.output_tokens / 2
     pf, point = _rates(model, hw, eff, prefill, ph.serving, ph.input_tokens, ph.cache_hit, context,
                        ph.tokens_per_s_per_request, prefill_key, f"{where}.serving")
@@ -101,7 +121,7 @@ def estimate_generate(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEsti
         "input_tokens": inp, "output_tokens": outp,
     }
     return PhaseEstimate(ph.name, outp, 0, 0.0, hours, wall / 86400, hours * price, phase_energy_mwh(sc, hw, hours),
-                         tokens_per_s_per_gpu=(inp + outp) / gpu_s, kind="generate", num_gpus=n, figures=figures)
+                         tokens_per_s_per_gpu=outp / gpu_s, kind="generate", num_gpus=n, figures=figures)
 
 
 def _gpn(sc, hw) -> int:

@@ -57,7 +57,7 @@ def test_timeline_writes_self_contained_html(tmp_path):
 def test_timeline_unknown_phase_is_one_line(tmp_path):
     res = runner.invoke(app, ["timeline", str(SCEN), "-o", str(tmp_path / "t.html"), "--phase", "nope"])
     assert res.exit_code == 2
-    assert "no simulated phase" in res.output and "Traceback" not in res.output
+    assert "no training phase of that name" in res.output and "Traceback" not in res.output
 
 
 @pytest.mark.parametrize("key, value, field", [

@@ -155,7 +155,7 @@ def test_a_bad_serving_instance_names_the_phase_and_field(tmp_path):
     code, err = run_json(tmp_path, BASE | {"phases": [{**GEN, "serving": {"tp": 3}}]})
     assert code == 2 and "phases[0] (gen)" in err and "tp=3 does not divide num_attention_heads=32" in err
     code, err = run_json(tmp_path, BASE | {"phases": [{**GEN, "serving": {"tp": 1, "dp": 16}}]})
-    assert code == 2 and "16 GPUs does not fit on the phase's 8 GPUs" in err
+    assert code == 2 and "16 GPUs do not tile the phase's 8 GPUs" in err
 
 
 def test_async_split_placement_is_no_slower_than_sync(tmp_path):
@@ -228,3 +228,37 @@ def test_serve_utilization_scales_nodes_and_delivered_rates(tmp_path):
     assert p["cost_usd"] == pytest.approx(f["cost_usd"] / 0.8, rel=1e-12)
     assert p["prefill_tokens_per_s_per_node"] == pytest.approx(0.8 * f["prefill_tokens_per_s_per_node"], rel=1e-12)
     assert p["decode_capacity_tokens_per_s_per_node"] == pytest.approx(f["decode_tokens_per_s_per_node"], rel=1e-12)
+
+
+def test_review_fixes_edges_are_one_line_errors_or_sane(tmp_path):
+    # sigma 0 is refused by the schema (family constant is the way to say equal lengths)
+    code, err = run_json(tmp_path, BASE | {"phases": [{**SMALL_RL, "response_length": {"mean": 300, "sigma": 0}}]})
+    assert code == 2 and "response_length.sigma" in err
+    # too many rounds or sequences: refused before any work
+    code, err = run_json(tmp_path, BASE | {"phases": [{**SMALL_RL, "steps": 100_000_000, "prompts_per_step": 1,
+                                                          "samples_per_prompt": 1, "outputs_per_rollout": 1}]})
+    assert code == 2 and "rollout rounds" in err and "the limit is 100,000" in err
+    code, err = run_json(tmp_path, BASE | {"phases": [{**SMALL_RL, "prompts_per_step": 10_000_000,
+                                                          "samples_per_prompt": 100_000}]})
+    assert code == 2 and "sequences per step" in err
+    # a partial last round: the mean response is over the responses generated
+    code, d = run_json(tmp_path, BASE | {"phases": [{**SMALL_RL, "steps": 17,
+                                                        "response_length": {"family": "constant", "mean": 300}}]})
+    assert code == 0, d
+    assert d["phases"][0]["mean_response_tokens"] == pytest.approx(300, rel=0.02)
+
+
+def test_max_decode_batch_at_tiny_contexts_is_not_zero():
+    from costsim.infer.memory import max_decode_batch
+    from costsim.infer.plan import ServingPlan
+    m, hw = load_builtin("deepseek-v3"), load_profile("h800-sxm")
+    plan = ServingPlan(tp=1, dp=32, ep=32, precision="fp8")
+    sizes = [max_decode_batch(m, hw, plan, c) for c in (1, 10, 12, 100, 5000)]
+    assert all(a > b for a, b in zip(sizes, sizes[1:])) and sizes[-1] > 0
+
+
+def test_a_prefill_instance_that_cannot_hold_the_model_is_refused(tmp_path):
+    raw = yaml.safe_load((ROOT / "scenarios" / "deepseek-v3-serving.yaml").read_text())
+    raw["phases"][0]["prefill"] = {"tp": 1, "dp": 1, "ep": 1, "precision": "fp8"}
+    code, err = run_json(tmp_path, raw)
+    assert code == 2 and "phases[0] (serving-day).prefill: a prefill batch does not fit" in err

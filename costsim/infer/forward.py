@@ -249,7 +249,10 @@ def _dispatch(b: FwdBuilder, name: str, t_route: float, imb: float, row_bytes: f
 
 
 def transformer_layer(b: FwdBuilder, kind: str, seqs: float, new: float, context: float, mode: str) -> None:
-    attention_layer(b, seqs, new, context, mode)
+    # Attention is data-parallel: below one sequence per rank on average (a rollout round's tail) a rank that
+    # still holds one runs its attention and KV read whole, and the step waits for it; the experts see the
+    # routed tokens of the whole EP group (the mean).
+    attention_layer(b, max(seqs, 1.0) if mode == DECODE and 0 < seqs < 1 else seqs, new, context, mode)
     (moe_ffn(b, seqs * new, mode) if kind == "moe" else dense_ffn(b, seqs * new))
 
 

@@ -106,8 +106,9 @@ def max_decode_batch(model: ModelSpec, hw, plan: ServingPlan, context_tokens: fl
     weights alone do not fit."""
     per_seq = max(context_tokens, 1.0) * kv_bytes_per_token_gpu(model, plan)
     tokens_per_seq = 1 + plan.draft_tokens
-    batch = max(0.0, kv_budget_bytes(model, hw, plan, 0.0) / per_seq)
-    for _ in range(3):    # the step's activations grow with the batch: settle (they are small beside the KV)
-        batch = max(0.0, kv_budget_bytes(model, hw, plan, batch * tokens_per_seq) / per_seq)
+    # a step's activations are linear in its tokens (activation_bytes: a sum and a max of terms proportional to
+    # them), so KV + activations of `batch` sequences fit the budget left at zero tokens: solve directly
+    act_per_seq = activation_bytes(model, plan, 1.0) * tokens_per_seq
+    batch = max(0.0, kv_budget_bytes(model, hw, plan, 0.0) / (per_seq + act_per_seq))
     n = int(math.floor(batch + 1e-9))
     return n if plan.tp == 1 else n / plan.tp
