@@ -83,6 +83,11 @@ class Estimate:
         return sum(p.energy_mwh for p in self.phases)
 
 
+def energy_mwh(sc: Scenario, hw: HardwareProfile, gpu_hours: float) -> float:
+    """GPU TDP × time × PUE: an upper bound on the GPUs' energy (README, pricing.pue)."""
+    return gpu_hours * hw.power_w * sc.pricing.pue / 1e6
+
+
 def load_context(sc: Scenario, base_dir: Path) -> tuple[ModelSpec, HardwareProfile]:
     try:
         model = resolve_model(sc.model, base_dir)
@@ -183,7 +188,7 @@ def estimate_phase(sc: Scenario, model: ModelSpec, hw: HardwareProfile, ph: Phas
     if ph.plan is None:   # a reported figure, shown as given
         hours = ph.reported_gpu_hours
         return PhaseEstimate(ph.name, 0.0, 0, 0.0, hours, hours / n / 24, hours * price,
-                             hours * hw.power_w * sc.pricing.pue / 1e6, reported=True)
+                             energy_mwh(sc, hw, hours), reported=True)
     plan = ph.plan
     mem = None
     if plan.stage_layout == "uniform":   # memory first (the layout needs no costs): a plan that does not fit
@@ -317,7 +322,7 @@ def _figures(sc, hw, ph, plan, bd, mem, chunk_units, chunk_cost, price) -> Phase
     return PhaseEstimate(
         name=ph.name, tokens=ph.tokens, steps=ph.steps, step_time_s=step, gpu_hours=hours,
         wall_clock_days=seconds / 86400, cost_usd=hours * price,
-        energy_mwh=hours * hw.power_w * sc.pricing.pue / 1e6,
+        energy_mwh=energy_mwh(sc, hw, hours),
         mfu=model_flops / n / step / hw.peak_flops["bf16"],      # PaLM MFU vs the dense BF16 peak
         model_tflops_per_gpu=model_flops / n / step / 1e12,
         hardware_tflops_per_gpu=hw_flops / n / step / 1e12,

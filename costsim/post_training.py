@@ -42,12 +42,9 @@ def check_serving(model: ModelSpec, hw: HardwareProfile, s: Serving, key: str) -
         raise PlanError(f"{key}: {str(exc).removeprefix('serving plan: ')}") from None
 
 
-def phase_energy_mwh(sc, hw: HardwareProfile, gpu_hours: float) -> float:
-    return gpu_hours * hw.power_w * sc.pricing.pue / 1e6
-
-
-def nodes(gpus: float, sc, hw: HardwareProfile) -> float:
-    return gpus / (sc.cluster.gpus_per_node or hw.gpus_per_node)
+def nodes(gpus: float, hw: HardwareProfile) -> float:
+    """GPUs as nodes of the phase's profile (estimate_other gives it the scenario's gpus_per_node)."""
+    return gpus / hw.gpus_per_node
 
 
 def ceil_div(a: float, b: float) -> int:

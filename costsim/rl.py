@@ -20,9 +20,9 @@ import math
 import numpy as np
 
 from .errors import PlanError
-from .estimate import PhaseEstimate, estimate_phase
+from .estimate import PhaseEstimate, energy_mwh, estimate_phase
 from .plan import PhasePlan, _merged_parallelism, make_plan
-from .post_training import check_serving, nodes, phase_energy_mwh
+from .post_training import check_serving, nodes
 
 SEQ_GRID_POINTS = 8          # training step costed at this many sequence lengths, linear in between
 DECODE_BATCH_POINTS = 12     # decode step tabulated on batch × context (log-spaced), bilinear in between
@@ -149,9 +149,9 @@ def estimate_rl(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimate:
                "generated_tokens": gen_tokens, "mean_response_tokens": gen_tokens / sum(sp.n for sp in specs),
                "generation_gpus": gen_gpus, "training_gpus": train_gpus,
                "decode_batch_per_gpu": cap, "update_seq_len_grid": grid,
-               "nodes": nodes(n, sc, hw)}
+               "nodes": nodes(n, hw)}
     return PhaseEstimate(ph.name, gen_tokens, ph.steps, seconds / ph.steps, hours, seconds / 86400, hours * price,
-                         phase_energy_mwh(sc, hw, hours), tokens_per_s_per_gpu=gen_tokens / (n * seconds),
+                         energy_mwh(sc, hw, hours), tokens_per_s_per_gpu=gen_tokens / (n * seconds),
                          kind="rl", num_gpus=n, figures=figures)
 
 

@@ -12,8 +12,8 @@ counted as DeepSeek counts them) and decode output tokens/s at the batch the per
 from __future__ import annotations
 
 from .errors import PlanError
-from .estimate import PhaseEstimate
-from .post_training import ceil_div, check_serving, nodes, phase_energy_mwh
+from .estimate import PhaseEstimate, energy_mwh
+from .post_training import ceil_div, check_serving, nodes
 
 
 def _rates(model, hw, eff, prefill, decode, prompt_tokens: float, cache_hit: float, context: float,
@@ -74,15 +74,15 @@ def estimate_serve(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimat
     gpus = prefill_gpus + decode_gpus
     hours = gpus * ph.hours
     figures = {
-        "prefill_tokens_per_s_per_node": pf * u * _gpn(sc, hw),
-        "decode_tokens_per_s_per_node": point.tokens_per_s_per_gpu * u * _gpn(sc, hw),
-        "prefill_capacity_tokens_per_s_per_node": pf * _gpn(sc, hw),
-        "decode_capacity_tokens_per_s_per_node": point.tokens_per_s_per_gpu * _gpn(sc, hw),
+        "prefill_tokens_per_s_per_node": pf * u * hw.gpus_per_node,
+        "decode_tokens_per_s_per_node": point.tokens_per_s_per_gpu * u * hw.gpus_per_node,
+        "prefill_capacity_tokens_per_s_per_node": pf * hw.gpus_per_node,
+        "decode_capacity_tokens_per_s_per_node": point.tokens_per_s_per_gpu * hw.gpus_per_node,
         "utilization": u,
         "tokens_per_s_per_request": point.tokens_per_s_per_request,
-        "nodes": nodes(gpus, sc, hw),
-        "prefill_nodes": nodes(prefill_gpus, sc, hw),
-        "decode_nodes": nodes(decode_gpus, sc, hw),
+        "nodes": nodes(gpus, hw),
+        "prefill_nodes": nodes(prefill_gpus, hw),
+        "decode_nodes": nodes(decode_gpus, hw),
         "prefill_instances": ceil_div(prefill_gpus, ph.prefill.tp * ph.prefill.dp),
         "decode_instances": ceil_div(decode_gpus, ph.decode.tp * ph.decode.dp),
         "decode_batch_per_gpu": point.batch_per_gpu,
@@ -90,7 +90,7 @@ def estimate_serve(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimat
         "input_tokens": ph.input_tokens, "output_tokens": ph.output_tokens,
     }
     return PhaseEstimate(ph.name, ph.input_tokens + ph.output_tokens, 0, 0.0, hours, ph.hours / 24, hours * price,
-                         phase_energy_mwh(sc, hw, hours), tokens_per_s_per_gpu=(ph.input_tokens + ph.output_tokens)
+                         energy_mwh(sc, hw, hours), tokens_per_s_per_gpu=(ph.input_tokens + ph.output_tokens)
                          / (hours * 3600), kind="serve", num_gpus=gpus, figures=figures)
 
 
@@ -112,17 +112,13 @@ def estimate_generate(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEsti
     hours = gpu_s / 3600
     wall = gpu_s / n
     figures = {
-        "prefill_tokens_per_s_per_node": pf * _gpn(sc, hw),
-        "decode_tokens_per_s_per_node": point.tokens_per_s_per_gpu * _gpn(sc, hw),
+        "prefill_tokens_per_s_per_node": pf * hw.gpus_per_node,
+        "decode_tokens_per_s_per_node": point.tokens_per_s_per_gpu * hw.gpus_per_node,
         "tokens_per_s_per_request": point.tokens_per_s_per_request,
-        "nodes": nodes(n, sc, hw),
+        "nodes": nodes(n, hw),
         "decode_batch_per_gpu": point.batch_per_gpu,
         "prefill_share": (inp / pf) / gpu_s,
         "input_tokens": inp, "output_tokens": outp,
     }
-    return PhaseEstimate(ph.name, outp, 0, 0.0, hours, wall / 86400, hours * price, phase_energy_mwh(sc, hw, hours),
+    return PhaseEstimate(ph.name, outp, 0, 0.0, hours, wall / 86400, hours * price, energy_mwh(sc, hw, hours),
                          tokens_per_s_per_gpu=outp / gpu_s, kind="generate", num_gpus=n, figures=figures)
-
-
-def _gpn(sc, hw) -> int:
-    return sc.cluster.gpus_per_node or hw.gpus_per_node

@@ -45,7 +45,7 @@ SAMPLE_BYTES = 6.0                         # per logit: read BF16, write FP32 pr
 # deep, partial sums in FP32 written and read back once. FP8 GEMMs (DeepGEMM) are not split: DeepGEMM's M=128,
 # N=4096, K=7168 runs at 533 TFLOPS (hardware.md), 1.35× its weight-read time, i.e. wave-limited.
 SPLIT_K = (1, 2, 4, 8, 16, 32)
-MIN_SPLIT_K = 256
+MIN_SPLIT_K = 256   # assumption, not measured: a slice keeps ≥ 4 K-tiles of 64 (CUTLASS's Hopper BF16 tile depth)
 
 
 def attended_pairs(model: ModelSpec, n: float) -> float:
