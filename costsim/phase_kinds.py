@@ -17,6 +17,11 @@ MAX_SEQS_PER_STEP = 10_000_000   # an RL step's sequences (each round's lengths 
 MAX_ROUNDS = 100_000             # rollout rounds of one RL phase (R1-Zero: 650), each simulated
 
 
+PROMPT_SIGMA = ("spread of prompt lengths around the mean: log-sd of a lognormal (0: every prompt the mean "
+                "length). Prefill attention grows with the square of a prompt's length, so a spread costs more "
+                "attention for the same tokens: exp(sigma²) times at equal rates")
+
+
 class Serving(_Strict):
     """One serving instance: the GPUs that hold one copy of the model and serve a share of the requests."""
     tp: Int = Field(default=1, gt=0, le=MAX_SIZE, description="tensor parallel size inside an instance "
@@ -35,6 +40,10 @@ class Serving(_Strict):
                                "dual micro-batch prefill, 5-stage pipeline in decode)")
     redundant_experts: Int = Field(default=0, ge=0, le=MAX_SIZE, description="extra expert replicas spread over "
                                    "the instance (DeepSeek prefill: 32)")
+    comm_sms: Int = Field(default=0, ge=0, le=1024, description="SMs the all-to-all kernels hold while they "
+                          "overlap compute, as parallelism.comm_sms in training (DeepEP's normal kernels, prefill: "
+                          "20); DeepEP's low-latency kernels (decode across nodes) hold none whatever is set; "
+                          "0: the fitted overlap_slowdown instead")
 
 
 class LengthSpec(_Strict):
@@ -77,6 +86,7 @@ class GeneratePhase(_Strict):
                                  "cluster.num_gpus")
     prompts: Float = Field(gt=0, le=1e13, allow_inf_nan=False, description="requests (samples) generated")
     input_tokens: Float = Field(ge=1, le=1e7, description="mean prompt tokens per request")
+    prompt_sigma: Float = Field(default=0.0, ge=0, le=2, description=PROMPT_SIGMA)
     output_tokens: Float = Field(gt=0, le=1e7, description="mean generated tokens per request")
     cache_hit: Float = Field(default=0.0, ge=0, lt=1, description="share of input tokens found in a prefix "
                              "cache (not recomputed)")
@@ -183,6 +193,7 @@ class ServePhase(_Strict):
                              "(not recomputed)")
     prompt_tokens: Float = Field(ge=1, le=1e7, description="mean prompt length per request (attention span of "
                                  "prefill)")
+    prompt_sigma: Float = Field(default=0.0, ge=0, le=2, description=PROMPT_SIGMA)
     context_tokens: Float | None = Field(default=None, gt=0, le=1e7, description="mean KV-cache length per "
                                          "output token in decode; default: prompt_tokens + half the mean output")
     output_per_request: Float | None = Field(default=None, gt=0, le=1e7, description="mean output tokens per "

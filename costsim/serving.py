@@ -17,7 +17,7 @@ from .post_training import ceil_div, check_serving, nodes
 
 
 def _rates(model, hw, eff, prefill, decode, prompt_tokens: float, cache_hit: float, context: float,
-           target: float | None, prefill_key: str, key: str):
+           target: float | None, prefill_key: str, key: str, prompt_sigma: float = 0.0):
     """(prefill input tokens/s per GPU, the decode point) of these instances; errors name `prefill_key` or `key`
     (the decode instance)."""
     from .infer.cost import decode_for_speed, prefill_throughput
@@ -30,7 +30,7 @@ def _rates(model, hw, eff, prefill, decode, prompt_tokens: float, cache_hit: flo
     pp = ServingPlan(**(prefill.model_dump() | {"mtp_tokens": max(prefill.mtp_tokens, decode.mtp_tokens)}))
     dp = ServingPlan(**decode.model_dump())
     _check_prefill_memory(model, hw, pp, prompt_tokens, cache_hit, prefill_key)
-    pf = prefill_throughput(model, hw, pp, eff, prompt_tokens, cache_hit)
+    pf = prefill_throughput(model, hw, pp, eff, prompt_tokens, cache_hit, prompt_sigma=prompt_sigma)
     point = decode_for_speed(model, hw, dp, eff, context, target)
     if point.limited_by == "too-slow":
         raise PlanError(f"{key}: the speed target {target:g} tokens/s per request is out of reach: one sequence "
@@ -66,7 +66,7 @@ def estimate_serve(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimat
     context = ph.context_tokens or ph.prompt_tokens + out_per_req / 2
     where = f"phases[{i}] ({ph.name})"
     pf, point = _rates(model, hw, eff, ph.prefill, ph.decode, ph.prompt_tokens, ph.cache_hit, context,
-                       ph.tokens_per_s_per_request, f"{where}.prefill", f"{where}.decode")
+                       ph.tokens_per_s_per_request, f"{where}.prefill", f"{where}.decode", ph.prompt_sigma)
     seconds = ph.hours * 3600
     u = ph.utilization      # nodes run at this average share of their capacity: more of them, each delivering less
     prefill_gpus = ph.input_tokens / seconds / (pf * u)
@@ -106,7 +106,7 @@ def estimate_generate(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEsti
                             f"phase's {n} GPUs")
     context = ph.input_tokens + ph.output_tokens / 2
     pf, point = _rates(model, hw, eff, prefill, ph.serving, ph.input_tokens, ph.cache_hit, context,
-                       ph.tokens_per_s_per_request, prefill_key, f"{where}.serving")
+                       ph.tokens_per_s_per_request, prefill_key, f"{where}.serving", ph.prompt_sigma)
     inp, outp = ph.prompts * ph.input_tokens, ph.prompts * ph.output_tokens
     gpu_s = inp / pf + outp / point.tokens_per_s_per_gpu
     hours = gpu_s / 3600

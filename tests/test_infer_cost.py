@@ -196,33 +196,53 @@ def test_overlap_hides_all_to_all():
 
 
 def _slow_decode_for_speed(model, hw, plan, eff, ctx, target):
-    """Slow twin: every whole number of sequences per TP group from 1 to the memory limit, the largest that
-    meets the speed."""
+    """Slow twin: every whole number of sequences per TP group from 1 to the memory limit; of those that meet
+    the speed (all of them with no target), the one with the most tokens/s per GPU."""
     n_max = int(round(max_decode_batch(model, hw, plan, ctx) * plan.tp))
-    best = None
+    rates = {}
     for n in range(1, n_max + 1):
-        if decode_step(model, hw, plan, eff, n / plan.tp, ctx).seconds <= plan.mtp_tokens / target:
-            best = n
-    return best
+        c = decode_step(model, hw, plan, eff, n / plan.tp, ctx)
+        if target is None or c.seconds <= plan.mtp_tokens / target:
+            rates[n] = c.tokens_per_s_per_gpu
+    if not rates:
+        return None
+    top = max(rates.values())
+    return max(n for n, r in rates.items() if r >= top / (1 + 1e-12))
 
 
 @pytest.mark.parametrize("model,hw,plan,ctx,target", [
     (L8, H100, ServingPlan(), 24000, 80.0),
     (L8, H100, ServingPlan(kv_dtype="fp8"), 30000, 60.0),
     (L70, H100, ServingPlan(tp=8), 30000, 40.0),
+    (L8, H100, ServingPlan(), 8000, None),
+    (V3, H800, ServingPlan(dp=16, ep=16, precision="fp8", redundant_experts=32, overlap_comm=True), 4989, 20.0),
 ])
 def test_decode_for_speed_matches_slow_twin(model, hw, plan, ctx, target):
     pt = decode_for_speed(model, hw, plan, EFF, ctx, target)
     n = _slow_decode_for_speed(model, hw, plan, EFF, ctx, target)
     assert n is not None
     assert pt.batch_per_gpu == pytest.approx(n / plan.tp)
-    assert pt.tokens_per_s_per_request >= target - 1e-9
+    if target is not None:
+        assert pt.tokens_per_s_per_request >= target - 1e-9
     assert pt.step_s == pytest.approx(decode_step(model, hw, plan, EFF, n / plan.tp, ctx).seconds)
+
+
+def test_decode_batch_skips_a_tile_edge():
+    """DeepSeek-V3 decode on EP144: 116 sequences per GPU cross a GEMM tile edge and give fewer tokens/s than
+    115, so with a target that 116–128 also meet, the batch stays at or below 115 (the sawtooth of
+    TILE_SCAN)."""
+    plan = ServingPlan(dp=144, ep=144, precision="fp8", redundant_experts=32, overlap_comm=True, mtp_tokens=1.875)
+    rate = {n: decode_step(V3, H800, plan, EFF, n, 4989).tokens_per_s_per_gpu for n in (115, 116, 128)}
+    assert rate[116] < rate[115] and rate[128] < rate[115]
+    speed_128 = plan.mtp_tokens / decode_step(V3, H800, plan, EFF, 128, 4989).seconds
+    pt = decode_for_speed(V3, H800, plan, EFF, 4989, speed_128 * 0.999)
+    assert pt.batch_per_gpu <= 115 and pt.tokens_per_s_per_gpu >= rate[115]
 
 
 def test_decode_for_speed_limits():
     mem = decode_for_speed(L8, H100, ServingPlan(), EFF, 2048, None)
-    assert mem.limited_by == "memory" and mem.batch_per_gpu == max_decode_batch(L8, H100, ServingPlan(), 2048)
+    assert mem.limited_by == "memory" and mem.batch_per_gpu <= max_decode_batch(L8, H100, ServingPlan(), 2048)
+    assert mem.max_batch_per_gpu == max_decode_batch(L8, H100, ServingPlan(), 2048)
     slow = decode_for_speed(L8, H100, ServingPlan(), EFF, 2048, 10_000.0)
     assert slow.limited_by == "too-slow" and slow.batch_per_gpu == 1
     easy = decode_for_speed(L8, H100, ServingPlan(), EFF, 2048, 1.0)
@@ -255,3 +275,35 @@ def test_every_kind_of_builtin_model_runs(name):
     p = prefill(m, H100, plan, EFF, 1024, 256)
     for c in (d, p):
         assert math.isfinite(c.seconds) and c.seconds > 0 and c.flops > 0 and c.hbm_bytes > 0
+
+
+def test_comm_sms_takes_sms_from_overlapped_compute_instead_of_the_fitted_slowdown():
+    """comm_sms > 0 under overlap: every compute kernel runs on the SMs communication leaves (GEMMs slower by
+    about num_sms / (num_sms − comm_sms)), and overlap_slowdown is no longer charged on top; without overlap the
+    SMs are not held and comm_sms changes nothing."""
+    base = dict(dp=32, ep=32, precision="fp8", redundant_experts=32, overlap_comm=True)
+    free = prefill(V3, H800, ServingPlan(**base), EFF, 4384, 2468, 3)
+    held = prefill(V3, H800, ServingPlan(**base, comm_sms=20), EFF, 4384, 2468, 3)
+    ratio = held.compute_s / free.compute_s
+    assert 1.05 < ratio <= H800.num_sms / (H800.num_sms - 20) + 1e-9
+    no_slow = Efficiency(EFF.compute_derate, EFF.kernel_overhead_s, 0.0)
+    free0 = prefill(V3, H800, ServingPlan(**base), no_slow, 4384, 2468, 3)
+    held0 = prefill(V3, H800, ServingPlan(**base, comm_sms=20), no_slow, 4384, 2468, 3)
+    assert held0.seconds == pytest.approx(held.seconds, rel=1e-12)      # the fitted slowdown is not charged
+    assert free0.seconds < free.seconds
+    plain = dict(base, overlap_comm=False)
+    assert (prefill(V3, H800, ServingPlan(**plain, comm_sms=20), EFF, 4384, 2468, 3).seconds
+            == pytest.approx(prefill(V3, H800, ServingPlan(**plain), EFF, 4384, 2468, 3).seconds, rel=1e-12))
+
+
+def test_comm_sms_must_leave_sms_for_compute():
+    with pytest.raises(PlanError, match=r"comm_sms=132 .*132 SMs"):
+        decode_step(V3, H800, ServingPlan(dp=8, ep=8, comm_sms=132), EFF, 1, 10)
+
+
+def test_low_latency_decode_holds_no_sms():
+    """Decode across nodes runs DeepEP's low-latency kernels, which hold no SM: comm_sms changes nothing there."""
+    base = dict(dp=144, ep=144, precision="fp8", redundant_experts=32, overlap_comm=True)
+    a = decode_step(V3, H800, ServingPlan(**base), EFF, 64, 4989)
+    b = decode_step(V3, H800, ServingPlan(**base, comm_sms=20), EFF, 64, 4989)
+    assert b.seconds == a.seconds

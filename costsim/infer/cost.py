@@ -9,7 +9,11 @@ the batch runs as two micro-batches (every kernel and weight read twice, OVERLAP
 takes max(compute + overlap_slowdown·min(compute, comm), comm) — DeepSeek's dual micro-batch prefill and
 5-stage decode pipeline (serving note, reference deepseek-r1-and-inference.md §4); the fitted overlap_slowdown
 charges the SMs and HBM the communication kernels take from compute (costsim.efficiency). TP collectives stay
-exposed.
+exposed. With `comm_sms` > 0 the cost is explicit instead, as in training (costsim.estimate): the overlapped
+all-to-all kernels hold that many SMs, so every compute kernel of the overlapped batch runs on the rest (the
+GEMM library is told its SM count once — DeepGEMM's set_num_sms — not kernel by kernel) and overlap_slowdown
+is not charged as well. DeepEP's normal kernels (prefill) take SMs; its low-latency kernels (decode) hold none
+(their RDMA runs in the background, hardware.md "Expert-parallel all-to-all").
 All data-parallel ranks run the same batch (balanced), so one GPU's time is the instance's.
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..kernels import hw_row, op_seconds
 from ..model import ModelSpec
 from ..ops import COLL, OpTable
 from .forward import DECODE, LL_NIC_FRACTION, PREFILL, forward_units
+from .lengths import EQUAL, prompt_classes
 from .memory import kv_bytes_per_token, max_decode_batch  # noqa: F401  (part of this module's API)
 from .memory import kv_budget_bytes, kv_bytes_per_token_gpu, weight_bytes_per_gpu
 from .plan import ServingPlan, check_serving_plan
@@ -74,9 +79,10 @@ class DecodePoint:
 
 
 @lru_cache(maxsize=64)
-def _row(hw: HardwareProfile, eff: Efficiency):
-    # the same hardware row training uses (estimate.unit_costs), no SMs reserved for communication
-    row = hw_row(hw, sm_frac=1.0, derate=eff.compute_derate, overhead_s=eff.kernel_overhead_s, attention="flash")
+def _row(hw: HardwareProfile, eff: Efficiency, comm_sms: int = 0):
+    # the same hardware row training uses (estimate.unit_costs), less the SMs communication holds
+    row = hw_row(hw, sm_frac=1.0 - comm_sms / hw.num_sms, derate=eff.compute_derate,
+                 overhead_s=eff.kernel_overhead_s, attention="flash")
     row.setflags(write=False)
     return row
 
@@ -88,16 +94,21 @@ def ll_seconds(hw: HardwareProfile, nbytes: float) -> float:
 
 
 def _evaluate(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Efficiency, seqs: float, new: float,
-              context: float, mode: str, tokens: float) -> InferCost:
+              context: float, mode: str, tokens: float, lengths=EQUAL) -> InferCost:
     check_serving_plan(model, hw, plan)
     # overlap needs two micro-batches to alternate: prefill splits the batch's tokens (a long prompt in two
     # chunks); decode splits sequences, so with a single sequence its communication stays exposed
     overlap = plan.overlap_comm and (mode == PREFILL or seqs >= OVERLAP_MICROBATCHES)
     mb = OVERLAP_MICROBATCHES if overlap else 1
     units = [(name, count * mb, uops) for name, count, uops in forward_units(model, plan, hw, seqs / mb, new,
-                                                                               context, mode)]
+                                                                               context, mode, lengths)]
     ops = [o for _, _, uops in units for o in uops]
-    secs = op_seconds(OpTable(ops).arrays(), _row(hw, eff)).tolist()
+    # SMs held by communication only while it overlaps compute; then its cost is those SMs, not the fitted slowdown.
+    # DeepEP's low-latency kernels (decode across nodes) hold none, whatever the instance states.
+    low_latency = any(o.name.endswith(".ll.F") for o in ops)
+    comm_sms = plan.comm_sms if overlap and not low_latency else 0
+    slowdown = 0.0 if comm_sms else eff.overlap_slowdown
+    secs = op_seconds(OpTable(ops).arrays(), _row(hw, eff, comm_sms)).tolist()
     i = 0
     total = compute_all = comm_all = exposed_all = flops = mflops = hbm = 0.0
     by_unit: dict[str, float] = {}
@@ -119,7 +130,7 @@ def _evaluate(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Eff
             flops += count * op.flops
             mflops += count * op.model_flops
         if overlap:
-            t_unit = max(compute + eff.overlap_slowdown * min(compute, ep), ep) + tp
+            t_unit = max(compute + slowdown * min(compute, ep), ep) + tp
         else:
             t_unit = compute + ep + tp
         by_unit[name] = count * t_unit
@@ -134,19 +145,22 @@ def _evaluate(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Eff
 
 
 def prefill(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Efficiency, prompt_tokens: float,
-            cached_tokens: float = 0.0, seqs_per_gpu: float = 1) -> InferCost:
+            cached_tokens: float = 0.0, seqs_per_gpu: float = 1, prompt_sigma: float = 0.0) -> InferCost:
     """One prefill batch through the instance: `seqs_per_gpu` sequences per GPU (a TP group holds tp× that) of
     `prompt_tokens` each, the first `cached_tokens` of which come from the KV cache: attention over all
     prompt_tokens keys, everything else only for the uncached tokens (at least one: the logits need it).
+    `prompt_sigma` > 0: prompts of a lognormal spread around that mean (log-sd), each with the same cached share;
+    attention is priced per length class (costsim.infer.lengths), the rest is linear in the tokens.
     `tokens` counts the whole prompts, cached tokens included (DeepSeek's metric)."""
-    if prompt_tokens <= 0 or cached_tokens < 0 or cached_tokens > prompt_tokens or seqs_per_gpu <= 0:
-        raise PlanError(f"prefill: need prompt_tokens > 0, 0 ≤ cached_tokens ≤ prompt_tokens and seqs_per_gpu > 0 "
-                        f"(got {prompt_tokens}, {cached_tokens}, {seqs_per_gpu})")
+    if (prompt_tokens <= 0 or cached_tokens < 0 or cached_tokens > prompt_tokens or seqs_per_gpu <= 0
+            or not 0 <= prompt_sigma <= 3):
+        raise PlanError(f"prefill: need prompt_tokens > 0, 0 ≤ cached_tokens ≤ prompt_tokens, seqs_per_gpu > 0 and "
+                        f"0 ≤ prompt_sigma ≤ 3 (got {prompt_tokens}, {cached_tokens}, {seqs_per_gpu}, {prompt_sigma})")
     new = max(prompt_tokens - cached_tokens, 1.0)
     context = prompt_tokens - new
     seqs = seqs_per_gpu * plan.tp
     return _evaluate(model, hw, plan, eff, seqs, new, context, PREFILL,
-                     tokens=seqs_per_gpu * plan.gpus * prompt_tokens)
+                     tokens=seqs_per_gpu * plan.gpus * prompt_tokens, lengths=prompt_classes(prompt_sigma))
 
 
 def decode_step(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Efficiency, batch_per_gpu: float,
@@ -174,11 +188,19 @@ def max_seqs_per_rank(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, 
     return int(round(max_decode_batch(model, hw, plan, context_tokens) * plan.tp))
 
 
+# Decode throughput is not monotone in the batch: GEMM tiles and waves quantise (a batch just past a tile edge
+# runs a mostly empty extra tile), so below the largest batch the limits allow a smaller one can give more
+# tokens/s. The best is sought among the TILE_SCAN largest allowed batches: wider than two micro-batches of the
+# largest GEMM tile (2·128 rows) in sequences, so every sawtooth period below the limit is seen once.
+TILE_SCAN = 256
+
+
 def decode_for_speed(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Efficiency,
                      context_tokens: float, tokens_per_s_per_request: float | None) -> DecodePoint:
-    """The largest batch per GPU whose step meets the per-request speed (step_s ≤ mtp_tokens / target) and fits
-    in memory. No target: the memory limit. A target even one sequence misses: one sequence per DP rank,
-    limited_by "too-slow". Step time grows with the batch (more tokens, more KV): binary search."""
+    """The batch per GPU with the most tokens/s per GPU among those that meet the per-request speed
+    (step_s ≤ mtp_tokens / target) and fit in memory. No target: memory alone limits. A target even one sequence
+    misses: one sequence per DP rank, limited_by "too-slow". Step time grows with the batch (more tokens, more
+    KV), so the largest allowed batch is found by binary search; the best below it by a scan (TILE_SCAN)."""
     check_serving_plan(model, hw, plan)
     n_max = max_seqs_per_rank(model, hw, plan, context_tokens)
     if n_max < 1:
@@ -186,22 +208,27 @@ def decode_for_speed(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, e
                         f"sequence on {hw.name} with tp={plan.tp}, ep={plan.ep} ({plan.precision} weights "
                         f"{weight_bytes_per_gpu(model, plan) / 2**30:.1f} GiB per GPU)")
     max_b = n_max / plan.tp
-    if tokens_per_s_per_request is None:
-        return _point(model, hw, plan, eff, n_max, context_tokens, "memory", max_b)
-    limit = plan.mtp_tokens / tokens_per_s_per_request
+    limit_s = None if tokens_per_s_per_request is None else plan.mtp_tokens / tokens_per_s_per_request
 
     def ok(n: int) -> bool:
-        return decode_step(model, hw, plan, eff, n / plan.tp, context_tokens).seconds <= limit
+        return decode_step(model, hw, plan, eff, n / plan.tp, context_tokens).seconds <= limit_s
 
-    if not ok(1):
+    if limit_s is None or ok(n_max):
+        lo, limit = n_max, "memory"
+    elif not ok(1):
         return _point(model, hw, plan, eff, 1, context_tokens, "too-slow", max_b)
-    if ok(n_max):
-        return _point(model, hw, plan, eff, n_max, context_tokens, "memory", max_b)
-    lo, hi = 1, n_max           # ok(lo), not ok(hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return _point(model, hw, plan, eff, lo, context_tokens, "speed", max_b)
+    else:
+        lo, hi, limit = 1, n_max, "speed"      # ok(lo), not ok(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    best = _point(model, hw, plan, eff, lo, context_tokens, limit, max_b)
+    for n in range(lo - 1, max(0, lo - TILE_SCAN), -1):
+        pt = _point(model, hw, plan, eff, n, context_tokens, limit, max_b)
+        if pt.tokens_per_s_per_gpu > best.tokens_per_s_per_gpu * (1 + 1e-12) and (limit_s is None
+                                                                                 or pt.step_s <= limit_s):
+            best = pt
+    return best
 
 
 def default_prefill_seqs(plan: ServingPlan, prompt_tokens: float, cache_hit: float) -> float:
@@ -211,13 +238,15 @@ def default_prefill_seqs(plan: ServingPlan, prompt_tokens: float, cache_hit: flo
 
 
 def prefill_throughput(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Efficiency,
-                       prompt_tokens: float, cache_hit: float, seqs_per_gpu: float | None = None) -> float:
+                       prompt_tokens: float, cache_hit: float, seqs_per_gpu: float | None = None,
+                       prompt_sigma: float = 0.0) -> float:
     """Input tokens/s per GPU in prefill, cached tokens counted (DeepSeek's metric). `cache_hit`: share of each
-    prompt served from the KV cache. seqs_per_gpu None: default_prefill_seqs."""
+    prompt served from the KV cache. seqs_per_gpu None: default_prefill_seqs. prompt_sigma: see prefill()."""
     if not 0.0 <= cache_hit <= 1.0:
         raise PlanError(f"prefill_throughput: cache_hit={cache_hit} must lie in [0, 1]")
     seqs = default_prefill_seqs(plan, prompt_tokens, cache_hit) if seqs_per_gpu is None else seqs_per_gpu
-    return prefill(model, hw, plan, eff, prompt_tokens, prompt_tokens * cache_hit, seqs).tokens_per_s_per_gpu
+    return prefill(model, hw, plan, eff, prompt_tokens, prompt_tokens * cache_hit, seqs,
+                   prompt_sigma).tokens_per_s_per_gpu
 
 
 __all__ = ["DecodePoint", "InferCost", "decode_for_speed", "decode_step", "kv_bytes_per_token", "kv_budget_bytes",

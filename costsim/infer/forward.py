@@ -28,6 +28,7 @@ from ..moe_balance import load_imbalance
 from ..ops import (ADD_BYTES, ALL_REDUCE, ALL_TO_ALL, ATTN_F, COLL, MEM, NORM_BYTES, PRECISION_CODE,
                    ROPE_BYTES, Op, _Builder)
 from ..plan import NETWORK
+from .lengths import EQUAL
 from .plan import KV_DTYPES, ServingPlan, as_parallel_plan
 
 PREFILL, DECODE = "prefill", "decode"
@@ -68,11 +69,12 @@ def _k_half_bf16(hw) -> float:
 class FwdBuilder(_Builder):
     """_Builder emitting forward ops only; FP8 GEMMs read FP8 weights and cast only their input activation."""
 
-    def __init__(self, model: ModelSpec, splan: ServingPlan, hw, unit: str):
+    def __init__(self, model: ModelSpec, splan: ServingPlan, hw, unit: str, lengths=EQUAL):
         super().__init__(model, as_parallel_plan(splan, hw), unit)
         self.s = splan
         self.hw = hw
         self.k_half_bf16 = _k_half_bf16(hw)
+        self.lengths = lengths      # prefill prompt-length classes (weight, length / mean): costsim.infer.lengths
 
     def split_k(self, m: float, n: float, k: float, groups: float) -> int:
         """Split-K factor of a BF16 GEMM (SPLIT_K): the best shape efficiency over the allowed factors."""
@@ -119,6 +121,16 @@ class FwdBuilder(_Builder):
         self.coll(f"{name}.F", ALL_REDUCE, 2.0 * tokens * self.m.hidden_size, self.p.tp, 1, "tp", "F")
 
 
+def _classes(b: FwdBuilder, seqs: float, new: float, context: float):
+    """(sequences, new tokens, cached tokens) of each prompt-length class of a prefill batch (b.lengths): a class
+    holds its weight of the sequences, and its prompts are `scale` times the mean, uncached share unchanged."""
+    return [(seqs * w, new * x, context * x) for w, x in b.lengths]
+
+
+def _flash_name(k: int) -> str:
+    return "attn.flash.F" if k == 0 else f"attn.flash.F.{k}"
+
+
 def attention_layer(b: FwdBuilder, seqs: float, new: float, context: float, mode: str) -> None:
     m, s = b.m, b.s
     tp, h = s.tp, m.hidden_size
@@ -148,9 +160,11 @@ def attention_layer(b: FwdBuilder, seqs: float, new: float, context: float, mode
             b.gemm("mla.kv_b", seqs * L, heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank)
             if context > 0:
                 b.fmem("mla.kv_read", seqs * context * lat * kvb)
-            flops = 2.0 * t * keys * heads * (qk + m.v_head_dim)
-            io = 2.0 * (t * heads * (qk + m.v_head_dim) + seqs * L * heads * (qk + m.v_head_dim))
-            b.attention("attn.flash.F", flops, io, L, qk)
+            width = heads * (qk + m.v_head_dim)          # q·k and p·v per key, all heads
+            for k, (s_k, n_k, c_k) in enumerate(_classes(b, seqs, new, context)):
+                flops = 2.0 * s_k * n_k * keys_per_new_token(m, n_k, c_k) * width
+                io = 2.0 * (s_k * n_k * width + s_k * (c_k + n_k) * width)
+                b.attention(_flash_name(k), flops, io, c_k + n_k, qk)
         else:
             # weight absorption (DeepSeek-V2 §2.1.2; FlashMLA): q_nope·W_UK per head, attention over the latent,
             # output·W_UV per head; both batched GEMMs in BF16 ("BF16 core MLA", serving note)
@@ -167,9 +181,11 @@ def attention_layer(b: FwdBuilder, seqs: float, new: float, context: float, mode
         if m.gated_mlp:
             b.fmem("attn.rope", t * (heads + kvh) * hd * ROPE_BYTES[0])
         b.fmem("attn.kv_write", t * 2 * kvh * hd * (2 + kvb))
-        flops = 2.0 * t * keys * heads * 2 * hd
-        io = seqs * L * 2 * kvh * hd * kvb + 2.0 * t * heads * 2 * hd
-        b.attention("attn.flash.F", flops, io, L, hd)
+        for k, (s_k, n_k, c_k) in enumerate(_classes(b, seqs, new, context) if mode == PREFILL
+                                            else ((seqs, new, context),)):
+            flops = 2.0 * s_k * n_k * keys_per_new_token(m, n_k, c_k) * heads * 2 * hd
+            io = s_k * (c_k + n_k) * 2 * kvh * hd * kvb + 2.0 * s_k * n_k * heads * 2 * hd
+            b.attention(_flash_name(k), flops, io, c_k + n_k, hd)
         b.gemm("attn.out", t, h, heads * hd)
     b.tp_all_reduce("attn.tp", t)
     b.fmem("attn.residual", t * h * ADD_BYTES[0])
@@ -284,17 +300,19 @@ def mtp_module(b: FwdBuilder, seqs: float, new: float, context: float, mode: str
 
 
 def forward_units(model: ModelSpec, splan: ServingPlan, hw, seqs: float, new: float, context: float,
-                  mode: str) -> list[tuple[str, float, list[Op]]]:
+                  mode: str, lengths=EQUAL) -> list[tuple[str, float, list[Op]]]:
     """(unit, times it runs, ops of one run) for one prefill batch or one decode step on one GPU.
 
     Prefill: `new` uncached prompt tokens of each of `seqs` sequences after `context` cached ones; the MTP
     module (when the plan drafts) also runs over them to fill its own KV cache. Decode: `new` = 1 + drafts tokens
-    per sequence through the main model, then each draft token by the MTP module, one token per sequence."""
+    per sequence through the main model, then each draft token by the MTP module, one token per sequence.
+    `lengths` (prefill): prompt-length classes around the mean (costsim.infer.lengths); attention is priced per
+    class, everything linear in the tokens at the mean."""
     out: list[tuple[str, float, list[Op]]] = []
 
     def unit(name: str, count: float, fn) -> None:
         if count > 0:
-            b = FwdBuilder(model, splan, hw, name)
+            b = FwdBuilder(model, splan, hw, name, lengths)
             fn(b)
             out.append((name, count, b.ops))
 

@@ -30,6 +30,7 @@ class ServingPlan:
     overlap_comm: bool = False  # all-to-all hidden behind compute (DeepSeek: dual micro-batch prefill, 5-stage decode)
     redundant_experts: int = 0  # extra expert replicas spread over the instance
     moe_load_imbalance: float | None = None   # measured max/mean tokens per EP rank; None: the balanced floor
+    comm_sms: int = 0           # SMs the overlapped all-to-all kernels hold (compute gets the rest); see cost.py
 
     @property
     def gpus(self) -> int:
@@ -62,6 +63,8 @@ def check_serving_plan(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan)
     need(plan.moe_load_imbalance is None or plan.moe_load_imbalance >= 1.0,
          f"moe_load_imbalance={plan.moe_load_imbalance} must be ≥ 1 (max/mean load)")
     need(plan.redundant_experts >= 0, f"redundant_experts={plan.redundant_experts} must be ≥ 0")
+    need(isinstance(plan.comm_sms, int) and 0 <= plan.comm_sms < hw.num_sms,
+         f"comm_sms={plan.comm_sms} must be an integer in [0, {hw.num_sms}) ({hw.name} has {hw.num_sms} SMs)")
     if model.is_moe:
         need(plan.gpus % plan.ep == 0, f"ep={plan.ep} must divide the instance's tp·dp = {plan.tp}·{plan.dp} = "
              f"{plan.gpus} GPUs")
