@@ -40,6 +40,9 @@ class Serving(_Strict):
                                "dual micro-batch prefill, 5-stage pipeline in decode)")
     redundant_experts: Int = Field(default=0, ge=0, le=MAX_SIZE, description="extra expert replicas spread over "
                                    "the instance (DeepSeek prefill: 32)")
+    custom_all_reduce: bool = Field(default=True, description="TP all-reduces inside a node as inference engines "
+                                    "run them (one-/two-shot over NVLink P2P: vLLM, SGLang, TensorRT-LLM): a "
+                                    "barrier or two plus the bytes; false: NCCL's ring, 2(n−1) latency steps")
     comm_sms: Int = Field(default=0, ge=0, le=1024, description="SMs the all-to-all kernels hold while they "
                           "overlap compute, as parallelism.comm_sms in training (DeepEP's normal kernels, prefill: "
                           "20); DeepEP's low-latency kernels (decode across nodes) hold none whatever is set; "

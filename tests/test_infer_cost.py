@@ -10,7 +10,8 @@ from costsim.errors import PlanError
 from costsim.hardware import load_profile
 from costsim.infer import (ServingPlan, decode_for_speed, decode_step, max_decode_batch, prefill,
                            prefill_throughput)
-from costsim.infer.cost import DEFAULT_PREFILL_TOKENS, default_prefill_seqs, ll_seconds
+from costsim.infer.cost import (DEFAULT_PREFILL_TOKENS, custom_all_reduce_seconds, default_prefill_seqs,
+                                ll_seconds)
 from costsim.infer.forward import (DECODE, PREFILL, experts_touched, forward_units, keys_per_new_token)
 from costsim.infer.memory import weight_bytes_per_gpu
 from costsim.model import load_builtin
@@ -45,15 +46,39 @@ def test_tiny_batch_decode_reads_the_weights():
 
 def test_tp8_decode_weights_and_all_reduces_by_hand():
     """Llama 3.1 70B on 8 H100 (TP 8), one sequence: compute ≈ the GPU's weight share (less its embedding shard)
-    at streaming bandwidth; communication = 161 all-reduces (embedding + 2 per layer) of one BF16 hidden vector,
-    2(n−1)·α + 2(n−1)/n · 16 KiB / busbw each (α–β, nccl-tests conventions, formulas.md)."""
-    plan = ServingPlan(tp=8)
-    c = decode_step(L70, H100, plan, EFF, 1 / 8, 1)          # one sequence per TP group
-    weights = weight_bytes_per_gpu(L70, plan) - 128256 * 8192 * 2 / 8
+    at streaming bandwidth; communication = 161 all-reduces (embedding + 2 per layer) of one BF16 hidden vector.
+    NCCL's ring (custom_all_reduce false): 2(n−1)·α + 2(n−1)/n · 16 KiB / busbw each (α–β, nccl-tests
+    conventions, formulas.md). Engines' one-shot all-reduce (the default): 2α + (n−1) · 16 KiB / all-to-all busbw."""
+    size = 2 * 8192
+    ring = ServingPlan(tp=8, custom_all_reduce=False)
+    c = decode_step(L70, H100, ring, EFF, 1 / 8, 1)          # one sequence per TP group
+    weights = weight_bytes_per_gpu(L70, ring) - 128256 * 8192 * 2 / 8
     assert weights / H100.hbm_bw_stream <= c.compute_s <= 1.03 * weights / H100.hbm_bw_stream
-    one = 14 * H100.nvlink_latency_s + 2 * 7 / 8 * 2 * 8192 / H100.nvlink_busbw["all_reduce"]
+    one = 14 * H100.nvlink_latency_s + 2 * 7 / 8 * size / H100.nvlink_busbw["all_reduce"]
     assert c.comm_s == pytest.approx(161 * one, rel=1e-9)
     assert c.seconds == pytest.approx(c.compute_s + c.comm_s)
+    fast = decode_step(L70, H100, ServingPlan(tp=8), EFF, 1 / 8, 1)
+    shot = 2 * H100.nvlink_latency_s + 7 * size / H100.nvlink_busbw["all_to_all"]
+    assert fast.comm_s == pytest.approx(161 * shot, rel=1e-9)
+    assert fast.compute_s == c.compute_s
+
+
+def test_custom_all_reduce_picks_the_faster_shot_and_never_beats_the_ring_when_it_is_faster():
+    """Small buffers: one-shot (2 barriers); mid-size: two-shot (3 barriers, 2(n−1)/n of the bytes); large ones
+    keep NCCL's ring where that is faster (its busbw is above the P2P read rate on H100)."""
+    lat, a2a = H100.nvlink_latency_s, H100.nvlink_busbw["all_to_all"]
+    small, mid = 16 * 1024, 4 * 2**20
+    assert custom_all_reduce_seconds(H100, small, 8) == pytest.approx(2 * lat + 7 * small / a2a)
+    assert custom_all_reduce_seconds(H100, mid, 8) == pytest.approx(3 * lat + 2 * 7 / 8 * mid / a2a)
+    assert custom_all_reduce_seconds(H100, small, 1) == 0.0
+    big = 64 * 2**20                      # 1 token × 8192 wide ... × 4096 tokens: a prefill batch
+    ring = 14 * lat + 2 * 7 / 8 * big / H100.nvlink_busbw["all_reduce"]
+    tokens = big / (2 * 8192)
+    c_ring = prefill(L70, H100, ServingPlan(tp=8, custom_all_reduce=False), EFF, tokens, 0, 1 / 8)
+    c_fast = prefill(L70, H100, ServingPlan(tp=8), EFF, tokens, 0, 1 / 8)
+    assert c_fast.comm_s == pytest.approx(c_ring.comm_s * min(1.0, custom_all_reduce_seconds(H100, big, 8) / ring),
+                                          rel=0.02)
+    assert c_fast.comm_s <= c_ring.comm_s
 
 
 def test_decode_kv_read_and_mla_flops_by_hand():

@@ -27,7 +27,8 @@ from ..errors import PlanError
 from ..hardware import HardwareProfile
 from ..kernels import hw_row, op_seconds
 from ..model import ModelSpec
-from ..ops import COLL, OpTable
+from ..ops import ALL_REDUCE, COLL, OpTable
+from ..plan import NVLINK
 from .forward import DECODE, LL_NIC_FRACTION, PREFILL, forward_units
 from .lengths import EQUAL, prompt_classes
 from .memory import kv_bytes_per_token, max_decode_batch  # noqa: F401  (part of this module's API)
@@ -93,6 +94,24 @@ def ll_seconds(hw: HardwareProfile, nbytes: float) -> float:
     return hw.net_latency_s + nbytes / (LL_NIC_FRACTION * hw.net_bw_per_gpu)
 
 
+def custom_all_reduce_seconds(hw: HardwareProfile, size_bytes: float, n: int) -> float:
+    """An all-reduce of `size_bytes` per rank over `n` GPUs of one node as inference engines run it for small
+    messages (vLLM's custom_all_reduce, SGLang's and TensorRT-LLM's one-shot / two-shot AllReduce): ranks signal
+    each other through flags in peer memory and read their peers' buffers over NVLink P2P, so a call costs a
+    barrier latency per phase plus the bytes, not NCCL's 2(n−1) ring steps of latency.
+    - one-shot: barrier, read the (n−1) peers' whole buffers and sum, barrier: 2 latencies + (n−1)·S;
+    - two-shot: reduce-scatter then all-gather by P2P reads, 3 barriers: 3 latencies + 2(n−1)/n·S;
+    whichever is faster (engines switch by message size). Bytes at the profile's NVLink all-to-all busbw (every
+    GPU reading from every peer through the NVSwitch), barriers at its NVLink latency (ISCA '25 Table 5, 3.33 µs
+    for 64 B)."""
+    if n <= 1 or size_bytes <= 0:
+        return 0.0
+    lat, bw = hw.nvlink_latency_s, hw.nvlink_busbw["all_to_all"]
+    one_shot = 2.0 * lat + (n - 1) * size_bytes / bw
+    two_shot = 3.0 * lat + 2.0 * (n - 1) / n * size_bytes / bw
+    return min(one_shot, two_shot)
+
+
 def _evaluate(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Efficiency, seqs: float, new: float,
               context: float, mode: str, tokens: float, lengths=EQUAL) -> InferCost:
     check_serving_plan(model, hw, plan)
@@ -109,6 +128,7 @@ def _evaluate(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Eff
     comm_sms = plan.comm_sms if overlap and not low_latency else 0
     slowdown = 0.0 if comm_sms else eff.overlap_slowdown
     secs = op_seconds(OpTable(ops).arrays(), _row(hw, eff, comm_sms)).tolist()
+    custom_ar = plan.custom_all_reduce and plan.tp > 1
     i = 0
     total = compute_all = comm_all = exposed_all = flops = mflops = hbm = 0.0
     by_unit: dict[str, float] = {}
@@ -120,6 +140,10 @@ def _evaluate(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Eff
             if op.kind == COLL:
                 if op.name.endswith(".ll.F"):
                     t = ll_seconds(hw, op.bytes)
+                elif custom_ar and op.coll == ALL_REDUCE and op.tier == NVLINK and op.overlap == "tp":
+                    # the builder's bytes2 is the ring's wire bytes 2(n−1)/n·S: back to the buffer S
+                    size = op.bytes2 / (2.0 * (plan.tp - 1) / plan.tp)
+                    t = min(t, custom_all_reduce_seconds(hw, size, plan.tp))
                 if op.overlap == "ep":
                     ep += t
                 else:

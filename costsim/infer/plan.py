@@ -31,6 +31,7 @@ class ServingPlan:
     redundant_experts: int = 0  # extra expert replicas spread over the instance
     moe_load_imbalance: float | None = None   # measured max/mean tokens per EP rank; None: the balanced floor
     comm_sms: int = 0           # SMs the overlapped all-to-all kernels hold (compute gets the rest); see cost.py
+    custom_all_reduce: bool = True   # TP all-reduce in a node by NVLink P2P (engines' one-/two-shot); see cost.py
 
     @property
     def gpus(self) -> int:
