@@ -19,12 +19,15 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..errors import PlanError, ScenarioError
 from ..fp8 import microbatches_per_chunk, weight_cached
 from ..scenario import Parallelism, Scenario
 from .space import DIMENSIONS, PRICE_KEY, SearchSpace, resolve_space, with_prices
+
+if TYPE_CHECKING:
+    from .serve import ServeSearchResult
 
 # A PlanError message → a short reason key (first match wins).
 _REASONS = (
@@ -202,9 +205,13 @@ def phase_inputs(sc: Scenario, phase: str | None) -> PhaseInputs:
             return PhaseInputs(i, ph.name, precision, recipe, seq_len, gbs, steps, tokens, dict(ph.parallelism or {}))
     if phase is None:
         raise ScenarioError("phases: no phase to search (every phase is a reported gpu_hours figure or a "
-                            "generate, rl or serve phase)")
-    raise ScenarioError(f"--phase {phase}: no training phase of that name (generate, rl and serve phases are not "
-                        f"searched); training phases: {', '.join(names) or 'none'}")
+                            "generate or rl phase)")
+    kind = next((ph.kind for ph in sc.phases if ph.name == phase), None)
+    if kind in ("generate", "rl"):
+        raise ScenarioError(f"--phase {phase}: {kind} phases are not searched (search plans training and serve "
+                            f"phases); training phases: {', '.join(names) or 'none'}")
+    raise ScenarioError(f"--phase {phase}: no training phase (nor serve phase) of that name; training phases: "
+                        f"{', '.join(names) or 'none'}")
 
 
 def _combos(dims: dict[str, list]) -> tuple[int, Iterator[tuple]]:
@@ -235,13 +242,15 @@ def search(sc: Scenario, base_dir: Path = Path("."), phase: str | None = None, o
            top: int = 10, space: SearchSpace | None = None, wide: bool = False,
            progress: Callable[[int, int], None] | None = None, space_name: str | None = None,
            limit: int | None = None, executor: str = "local", scheduler: str | None = None,
-           jobs: int = 1, engine: str = "fast") -> SearchResult:
+           jobs: int = 1, engine: str = "fast") -> "SearchResult | ServeSearchResult":
     """Every legal plan of the space for one phase; `limit` stops after that many candidates (benchmarks).
     `executor="dask"`: the space is split (`partitions`) over a dask.distributed cluster (`scheduler`
     address, else a LocalCluster); the parts are merged in enumeration order, so results equal the local run.
     `jobs` > 1: the same parts over that many local processes.
     `engine`: "fast" (search/fast.py: numpy masks, key tables and numba kernels over arrays) or "exact"
-    (`evaluate_space`: `estimate_phase` per plan); the same plans, counts and figures (to 1e-9)."""
+    (`evaluate_space`: `estimate_phase` per plan); the same plans, counts and figures (to 1e-9).
+    A serve phase (`--phase` naming one, or the first when no training phase is searchable) gets
+    search/serve.py's ServeSearchResult instead: its best prefill and decode instances."""
     from ..estimate import load_context
     from ..hardware import list_profiles
 
@@ -255,6 +264,13 @@ def search(sc: Scenario, base_dir: Path = Path("."), phase: str | None = None, o
         raise ScenarioError(f"--jobs {jobs}: expected 1 to 1024 processes")
     if engine not in ENGINES:
         raise ScenarioError(f"--engine {engine}: expected fast or exact")
+    from .serve import search_serve, serve_phase_index
+    serve = serve_phase_index(sc, phase)
+    if serve is not None:   # a serve phase: its prefill and decode instances (search/serve.py), not a training plan
+        if space is not None or wide or executor != "local":
+            raise ScenarioError(f"phases[{serve}] ({sc.phases[serve].name}): a serve phase searches its own grid "
+                                "of serving instances in this process (no --space, --executor dask)")
+        return search_serve(sc, serve, base_dir, objective, top, progress)
     t0 = time.perf_counter()
     model, _ = load_context(sc, base_dir)
     ph = phase_inputs(sc, phase)

@@ -113,3 +113,75 @@ def write_pareto_html(res: SearchResult, path: str | Path) -> Path:
                             f"space {res.space})", xaxis_title="wall-clock days", yaxis_title="cost (USD)",
                       template="plotly_white")
     return Path(write_text(path, fig.to_html(include_plotlyjs=True, full_html=True), "-o"))
+
+
+# ---- a serve phase (search/serve.py) ----
+
+_SERVE_COLS = ("role", "tp", "dp", "ep", "precision", "redundant_experts", "instance_gpus", "tokens_per_s_per_gpu",
+               "tokens_per_s_per_node", "nodes", "instances", "tokens_per_s_per_request", "batch_per_gpu",
+               "limited_by", "best")
+
+
+def serving_label(s: dict) -> str:
+    return (f"tp{s['tp']} dp{s['dp']} ep{s['ep']} {s['precision']}"
+            + (f" r{s['redundant_experts']}" if s["redundant_experts"] else ""))   # r: redundant experts
+
+
+def render_serve(res, console: Console) -> None:
+    def counts(role: str) -> str:
+        rej = ", ".join(f"{k} {v:,}" for k, v in sorted(res.rejected[role].items(), key=lambda kv: -kv[1]))
+        return (f"{role} {res.evaluated[role]:,} tried, {len(getattr(res, role)):,} feasible"
+                + (f" (rejected: {rej})" if rej else ""))
+    console.print(f"[bold]{res.scenario}[/bold] — serve phase {res.phase}: {counts('prefill')}; {counts('decode')}; "
+                  f"{res.seconds:.1f} s. Ranked by cost, i.e. tokens/s per GPU (the period is fixed: cost is the "
+                  "only objective); r: redundant experts; batch: sequences per GPU", highlight=False)
+    t = Table(title=f"top {min(res.top_n, len(res.prefill))} prefill instances", title_justify="left")
+    for col in ("#", "instance", "GPUs", "in tok/s/node", "nodes", "instances"):
+        t.add_column(col, justify="left" if col == "instance" else "right", no_wrap=col == "instance")
+    for i, x in enumerate(res.prefill[: res.top_n], 1):
+        t.add_row(str(i), serving_label(x.serving), str(x.gpus), f"{x.tokens_per_s_per_node:,.0f}",
+                  f"{x.nodes:.1f}", str(x.instances))
+    console.print(t)
+    t = Table(title=f"top {min(res.top_n, len(res.decode))} decode instances", title_justify="left")
+    for col in ("#", "instance", "GPUs", "out/s/node", "tok/s/req", "batch", "limit", "nodes"):
+        t.add_column(col, justify="left" if col == "instance" else "right", no_wrap=col == "instance")
+    for i, x in enumerate(res.decode[: res.top_n], 1):
+        t.add_row(str(i), serving_label(x.serving), str(x.gpus), f"{x.tokens_per_s_per_node:,.0f}",
+                  f"{x.tokens_per_s_per_request:.1f}", f"{x.batch_per_gpu:g}", x.limited_by, f"{x.nodes:.1f}")
+    console.print(t)
+
+    def line(c) -> str:
+        return (f"prefill {serving_label(c.prefill.serving)} + decode {serving_label(c.decode.serving)}: "
+                f"{c.nodes:.1f} nodes (prefill {c.prefill.nodes:.1f}, decode {c.decode.nodes:.1f}), "
+                f"{c.gpu_hours:,.0f} GPU-h, ${c.cost_usd:,.0f}")
+    if res.best is None:
+        console.print("no feasible " + " or ".join(r for r in ("prefill", "decode") if not getattr(res, r))
+                      + " instance in the grid")
+    else:
+        console.print("best:     " + line(res.best), highlight=False)
+    if res.scenario_plan is not None:
+        gap = (f" — {res.scenario_plan.cost_usd / res.best.cost_usd - 1:+.2%} vs best"
+               f" (${res.scenario_plan.cost_usd - res.best.cost_usd:,.0f})" if res.best else "")
+        console.print("scenario: " + line(res.scenario_plan) + gap, highlight=False)
+    else:
+        console.print(f"scenario: infeasible: {res.scenario_error}", highlight=False)
+
+
+def serve_csv(res) -> str:
+    """Every feasible prefill and decode instance, best first within each role; `best` marks the chosen pair."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(_SERVE_COLS)
+    for role in ("prefill", "decode"):
+        chosen = getattr(res.best, role) if res.best else None
+        for x in getattr(res, role):
+            row = {**x.serving, "role": role, "instance_gpus": x.gpus,
+                   "tokens_per_s_per_gpu": repr(x.tokens_per_s_per_gpu),
+                   "tokens_per_s_per_node": repr(x.tokens_per_s_per_node), "nodes": repr(x.nodes),
+                   "instances": x.instances, "best": int(x is chosen),
+                   "tokens_per_s_per_request": "" if x.tokens_per_s_per_request is None else
+                   repr(x.tokens_per_s_per_request),
+                   "batch_per_gpu": "" if x.batch_per_gpu is None else repr(x.batch_per_gpu),
+                   "limited_by": x.limited_by or ""}
+            w.writerow([row[k] for k in _SERVE_COLS])
+    return buf.getvalue()
