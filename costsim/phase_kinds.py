@@ -17,9 +17,9 @@ MAX_SEQS_PER_STEP = 10_000_000   # an RL step's sequences (each round's lengths 
 MAX_ROUNDS = 100_000             # rollout rounds of one RL phase (R1-Zero: 650), each simulated
 
 
-PROMPT_SIGMA = ("spread of prompt lengths around the mean: log-sd of a lognormal (0: every prompt the mean "
-                "length). Prefill attention grows with the square of a prompt's length, so a spread costs more "
-                "attention for the same tokens: exp(sigma²) times at equal rates")
+PROMPT_SIGMA = ("spread of prompt lengths around the mean: log-sd of a lognormal, cut at the model's context "
+                "(0: every prompt the mean length). Full attention grows with the square of a prompt's length, so "
+                "a spread costs more prefill attention for the same tokens: exp(sigma²) times at equal rates")
 
 
 class Serving(_Strict):

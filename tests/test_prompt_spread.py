@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from costsim.cli import app
-from costsim.efficiency import fitted
+from costsim.efficiency import Efficiency, fitted
 from costsim.errors import PlanError
 from costsim.hardware import load_profile
 from costsim.infer import ServingPlan, prefill
@@ -105,3 +105,24 @@ def test_serve_phase_prompt_sigma(tmp_path):
     bad = _serve(tmp_path, prompt_sigma=2.5)
     assert bad.exit_code == 2 and "prompt_sigma" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_no_prompt_is_longer_than_the_context():
+    """Classes above the model's context are cut to it; the others stretch so the mean prompt is unchanged."""
+    cap = V3.max_position_embeddings / 4384
+    c = prompt_classes(2.0, cap)
+    assert max(x for _, x in c) == pytest.approx(cap)
+    assert sum(w * x for w, x in c) == pytest.approx(1.0, abs=1e-9)
+    assert sum(w * x * x for w, x in c) < math.exp(4.0)
+    assert prompt_classes(0.5, 1e9) == prompt_classes(0.5)          # a far limit cuts nothing
+    with pytest.raises(PlanError, match="context"):
+        prefill(L8, H100, ServingPlan(), EFF, L8.max_position_embeddings + 1, 0, 1)
+
+
+def test_length_classes_share_one_launch():
+    """A vanishing spread costs (almost) nothing even with a per-kernel overhead: the classes are one
+    variable-length kernel, not 16 launches."""
+    slow = Efficiency(EFF.compute_derate, 10e-6, EFF.overlap_slowdown)
+    a = prefill(L8, H100, ServingPlan(), slow, 4000, 0, 2)
+    b = prefill(L8, H100, ServingPlan(), slow, 4000, 0, 2, prompt_sigma=1e-6)
+    assert b.seconds == pytest.approx(a.seconds, rel=1e-5)

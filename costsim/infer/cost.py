@@ -30,7 +30,7 @@ from ..model import ModelSpec
 from ..ops import ALL_REDUCE, COLL, OpTable
 from ..plan import NVLINK
 from .forward import DECODE, LL_NIC_FRACTION, PREFILL, forward_units
-from .lengths import EQUAL, prompt_classes
+from .lengths import EQUAL, MAX_SIGMA, prompt_classes
 from .memory import kv_bytes_per_token, max_decode_batch  # noqa: F401  (part of this module's API)
 from .memory import kv_budget_bytes, kv_bytes_per_token_gpu, weight_bytes_per_gpu
 from .plan import ServingPlan, check_serving_plan
@@ -124,8 +124,10 @@ def _evaluate(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Eff
     ops = [o for _, _, uops in units for o in uops]
     # SMs held by communication only while it overlaps compute; then its cost is those SMs, not the fitted slowdown.
     # DeepEP's low-latency kernels (decode across nodes) hold none, whatever the instance states.
+    # Nor are SMs held where there is no expert all-to-all to overlap (a dense model, ep 1).
     low_latency = any(o.name.endswith(".ll.F") for o in ops)
-    comm_sms = plan.comm_sms if overlap and not low_latency else 0
+    has_ep = any(o.kind == COLL and o.overlap == "ep" for o in ops)
+    comm_sms = plan.comm_sms if overlap and has_ep and not low_latency else 0
     slowdown = 0.0 if comm_sms else eff.overlap_slowdown
     secs = op_seconds(OpTable(ops).arrays(), _row(hw, eff, comm_sms)).tolist()
     custom_ar = plan.custom_all_reduce and plan.tp > 1
@@ -177,14 +179,19 @@ def prefill(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Effic
     attention is priced per length class (costsim.infer.lengths), the rest is linear in the tokens.
     `tokens` counts the whole prompts, cached tokens included (DeepSeek's metric)."""
     if (prompt_tokens <= 0 or cached_tokens < 0 or cached_tokens > prompt_tokens or seqs_per_gpu <= 0
-            or not 0 <= prompt_sigma <= 3):
+            or not 0 <= prompt_sigma <= MAX_SIGMA):
         raise PlanError(f"prefill: need prompt_tokens > 0, 0 ≤ cached_tokens ≤ prompt_tokens, seqs_per_gpu > 0 and "
-                        f"0 ≤ prompt_sigma ≤ 3 (got {prompt_tokens}, {cached_tokens}, {seqs_per_gpu}, {prompt_sigma})")
+                        f"0 ≤ prompt_sigma ≤ {MAX_SIGMA:g} (got {prompt_tokens}, {cached_tokens}, {seqs_per_gpu}, "
+                        f"{prompt_sigma})")
+    if prompt_tokens > model.max_position_embeddings:
+        raise PlanError(f"prefill: a {prompt_tokens:,.0f}-token prompt is longer than {model.name}'s context of "
+                        f"{model.max_position_embeddings:,} tokens")
     new = max(prompt_tokens - cached_tokens, 1.0)
     context = prompt_tokens - new
     seqs = seqs_per_gpu * plan.tp
     return _evaluate(model, hw, plan, eff, seqs, new, context, PREFILL,
-                     tokens=seqs_per_gpu * plan.gpus * prompt_tokens, lengths=prompt_classes(prompt_sigma))
+                     tokens=seqs_per_gpu * plan.gpus * prompt_tokens,
+                     lengths=prompt_classes(prompt_sigma, model.max_position_embeddings / prompt_tokens))
 
 
 def decode_step(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Efficiency, batch_per_gpu: float,
@@ -213,10 +220,33 @@ def max_seqs_per_rank(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, 
 
 
 # Decode throughput is not monotone in the batch: GEMM tiles and waves quantise (a batch just past a tile edge
-# runs a mostly empty extra tile), so below the largest batch the limits allow a smaller one can give more
-# tokens/s. The best is sought among the TILE_SCAN largest allowed batches: wider than two micro-batches of the
-# largest GEMM tile (2·128 rows) in sequences, so every sawtooth period below the limit is seen once.
-TILE_SCAN = 256
+# runs a mostly empty extra tile, and past a wave edge a mostly empty extra wave), so below the largest batch
+# the limits allow a smaller one can give more tokens/s. Within a stretch between two edges throughput rises
+# with the batch, so the best batch is the largest allowed one or one that just fills a tile: those are tried
+# (scan_batches) — the NEAR_SCAN batches below the limit, and every batch whose tokens per micro-batch fill whole
+# row tiles of the GEMMs (dense and shared layers; the routed experts' rows per expert for MoE).
+NEAR_SCAN = 64
+
+
+def scan_batches(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, lo: int) -> list[int]:
+    """Whole sequences per TP group worth trying at or below `lo` (NEAR_SCAN above): largest first."""
+    new = 1.0 + plan.draft_tokens
+    mb = OVERLAP_MICROBATCHES if plan.overlap_comm else 1
+    rows_per_seq = [new / mb]                                   # M of the attention / dense / shared GEMMs
+    if model.is_moe:                                           # rows of one expert, balanced routing
+        replicas = model.n_routed_experts + plan.redundant_experts
+        rows_per_seq.append(new / mb / plan.tp * model.num_experts_per_tok * plan.ep / replicas)
+    out = set(range(max(1, lo - NEAR_SCAN + 1), lo + 1))
+    for r in rows_per_seq:
+        k = 1
+        while True:
+            n = math.floor(k * hw.gemm_tile_m / r + 1e-9)      # the largest batch whose rows fit k tiles
+            if n > lo:
+                break
+            if n >= 1:
+                out.add(n)
+            k += 1
+    return sorted(out, reverse=True)
 
 
 def decode_for_speed(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, eff: Efficiency,
@@ -224,7 +254,8 @@ def decode_for_speed(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, e
     """The batch per GPU with the most tokens/s per GPU among those that meet the per-request speed
     (step_s ≤ mtp_tokens / target) and fit in memory. No target: memory alone limits. A target even one sequence
     misses: one sequence per DP rank, limited_by "too-slow". Step time grows with the batch (more tokens, more
-    KV), so the largest allowed batch is found by binary search; the best below it by a scan (TILE_SCAN)."""
+    KV), so the largest allowed batch is found by binary search (limited_by "speed" or "memory"); a smaller one
+    that fills GEMM tiles better is found among scan_batches (limited_by "tiles")."""
     check_serving_plan(model, hw, plan)
     n_max = max_seqs_per_rank(model, hw, plan, context_tokens)
     if n_max < 1:
@@ -247,8 +278,8 @@ def decode_for_speed(model: ModelSpec, hw: HardwareProfile, plan: ServingPlan, e
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if ok(mid) else (lo, mid)
     best = _point(model, hw, plan, eff, lo, context_tokens, limit, max_b)
-    for n in range(lo - 1, max(0, lo - TILE_SCAN), -1):
-        pt = _point(model, hw, plan, eff, n, context_tokens, limit, max_b)
+    for n in scan_batches(model, hw, plan, lo)[1:]:
+        pt = _point(model, hw, plan, eff, n, context_tokens, "tiles", max_b)
         if pt.tokens_per_s_per_gpu > best.tokens_per_s_per_gpu * (1 + 1e-12) and (limit_s is None
                                                                                  or pt.step_s <= limit_s):
             best = pt

@@ -111,11 +111,13 @@ class FwdBuilder(_Builder):
         if nbytes > 0:
             self.ops.append(Op(f"{name}.F", self.unit, "F", MEM, bytes=nbytes))
 
-    def attention(self, name: str, flops: float, nbytes: float, kv_len: float, d_qk: float) -> None:
+    def attention(self, name: str, flops: float, nbytes: float, kv_len: float, d_qk: float,
+                  launches: float = 1.0) -> None:
         """One attention kernel: FLOPs at the profile's FlashAttention rate for this KV length and head dim, or
-        its bytes at streaming HBM bandwidth, whichever is longer (costsim.kernels)."""
+        its bytes at streaming HBM bandwidth, whichever is longer (costsim.kernels). Length classes of one batch
+        share one launch (engines run a variable-length kernel over the whole batch)."""
         self.ops.append(Op(name, self.unit, "F", ATTN_F, m=max(kv_len, 1.0), k=d_qk, flops=flops,
-                           model_flops=flops, bytes=nbytes))
+                           model_flops=flops, bytes=nbytes, launches=launches))
 
     def tp_all_reduce(self, name: str, tokens: float) -> None:
         self.coll(f"{name}.F", ALL_REDUCE, 2.0 * tokens * self.m.hidden_size, self.p.tp, 1, "tp", "F")
@@ -164,7 +166,7 @@ def attention_layer(b: FwdBuilder, seqs: float, new: float, context: float, mode
             for k, (s_k, n_k, c_k) in enumerate(_classes(b, seqs, new, context)):
                 flops = 2.0 * s_k * n_k * keys_per_new_token(m, n_k, c_k) * width
                 io = 2.0 * (s_k * n_k * width + s_k * (c_k + n_k) * width)
-                b.attention(_flash_name(k), flops, io, c_k + n_k, qk)
+                b.attention(_flash_name(k), flops, io, c_k + n_k, qk, launches=1.0 if k == 0 else 0.0)
         else:
             # weight absorption (DeepSeek-V2 §2.1.2; FlashMLA): q_nope·W_UK per head, attention over the latent,
             # output·W_UV per head; both batched GEMMs in BF16 ("BF16 core MLA", serving note)
@@ -185,7 +187,7 @@ def attention_layer(b: FwdBuilder, seqs: float, new: float, context: float, mode
                                             else ((seqs, new, context),)):
             flops = 2.0 * s_k * n_k * keys_per_new_token(m, n_k, c_k) * heads * 2 * hd
             io = s_k * (c_k + n_k) * 2 * kvh * hd * kvb + 2.0 * s_k * n_k * heads * 2 * hd
-            b.attention(_flash_name(k), flops, io, c_k + n_k, hd)
+            b.attention(_flash_name(k), flops, io, c_k + n_k, hd, launches=1.0 if k == 0 else 0.0)
         b.gemm("attn.out", t, h, heads * hd)
     b.tp_all_reduce("attn.tp", t)
     b.fmem("attn.residual", t * h * ADD_BYTES[0])
