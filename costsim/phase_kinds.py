@@ -206,5 +206,9 @@ class ServePhase(_Strict):
     utilization: Float = Field(default=1.0, gt=0, le=1, description="average load over the capacity the nodes "
                                "are provisioned for (bursts, whole instances); 1: sized for full load. The "
                                "per-node figures are then what a provisioned node delivers on average")
+    whole_instances: bool = Field(default=True, description="run whole instances: each role's GPUs are its "
+                                  "load rounded up to a whole number of instances (tp·dp GPUs each), as a "
+                                  "deployment runs them; false: the fractional average, as if instances scaled "
+                                  "continuously")
     prefill: Serving = Field(default=Serving(), description="prefill plan (one instance)")
     decode: Serving = Field(default=Serving(), description="decode plan (one instance)")

@@ -465,8 +465,15 @@ def _other_detail(p: PhaseEstimate) -> Text:
                 f"\ntime: generation {sp['generation']:.0%} · idle in the long tail {sp['idle']:.0%} · update "
                 f"{sp['update']:.0%}; decode batch ≤ {f['decode_batch_per_gpu']:,} per GPU")
     else:
-        where = (f"{f['nodes']:,.1f} nodes on average (prefill {f['prefill_nodes']:,.1f}, decode "
-                 f"{f['decode_nodes']:,.1f})" if p.kind == "serve" else f"{p.num_gpus:,} GPUs")
+        if p.kind == "serve" and f.get("whole_instances"):
+            where = (f"{f['nodes']:,.1f} nodes on average (prefill {f['prefill_nodes']:,.1f} = "
+                     f"{f['prefill_instances']:,} instances for a load of {f['prefill_load_nodes']:,.1f}, decode "
+                     f"{f['decode_nodes']:,.1f} = {f['decode_instances']:,} for {f['decode_load_nodes']:,.1f})")
+        elif p.kind == "serve":
+            where = (f"{f['nodes']:,.1f} nodes on average (prefill {f['prefill_nodes']:,.1f}, decode "
+                     f"{f['decode_nodes']:,.1f})")
+        else:
+            where = f"{p.num_gpus:,} GPUs"
         body = (f"{where} · per node: prefill {fmt_si(f['prefill_tokens_per_s_per_node'])} input tokens/s, "
                 f"decode {fmt_si(f['decode_tokens_per_s_per_node'])} output tokens/s at "
                 f"{f['tokens_per_s_per_request']:,.1f} tokens/s per request (batch {f['decode_batch_per_gpu']:,.0f}"

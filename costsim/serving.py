@@ -3,9 +3,12 @@
 Both rest on two per-GPU rates from the inference model (costsim/infer/): prefill input tokens/s (cache hits
 counted as DeepSeek counts them) and decode output tokens/s at the batch the per-request speed target allows.
 - serve: a period of `hours` at given volumes; prefill and decode run on separate instances (disaggregation,
-  as DeepSeek serves V3/R1), so GPUs = (input rate / prefill rate + output rate / decode rate) / utilization,
-  averaged over the period — DeepSeek's own "226.75 nodes on average" (docs/reference/deepseek-r1-and-
-  inference.md §4). `utilization` (default 1: sized for full load) is the average load over provisioned capacity.
+  as DeepSeek serves V3/R1). A role's load is its token rate over its per-GPU rate / utilization, in GPUs; it runs
+  on that many GPUs rounded up to whole instances (`whole_instances`, default: a deployment runs whole units —
+  DeepSeek's are 4 nodes for prefill, 18 for decode), averaged over the period as DeepSeek counts its "226.75
+  nodes on average" (docs/reference/deepseek-r1-and-inference.md §4). `utilization` (default 1: sized for full
+  load) is the average load over provisioned capacity. Per-node figures are what a deployed node delivers: the
+  role's tokens over its node-time (DeepSeek's metric).
 - generate: `prompts` requests on `num_gpus` GPUs that prefill and decode in turn; GPU-seconds = input / prefill
   rate + output / decode rate, and the wall clock is that over the GPUs (work shared evenly).
 """
@@ -61,6 +64,11 @@ def _check_prefill_memory(model, hw, plan, prompt_tokens: float, cache_hit: floa
                         f"GiB of weights on {hw.name} (more ep/tp, fp8, or shorter prompts)")
 
 
+def deployed_gpus(load_gpus: float, instance_gpus: int, whole: bool) -> float:
+    """GPUs a role runs on: its load in GPUs, rounded up to whole instances of `instance_gpus` when `whole`."""
+    return ceil_div(load_gpus, instance_gpus) * instance_gpus if whole else load_gpus
+
+
 def estimate_serve(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimate:
     out_per_req = ph.output_per_request or ph.output_tokens * ph.prompt_tokens / ph.input_tokens
     context = ph.context_tokens or ph.prompt_tokens + out_per_req / 2
@@ -69,22 +77,29 @@ def estimate_serve(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimat
                        ph.tokens_per_s_per_request, f"{where}.prefill", f"{where}.decode", ph.prompt_sigma)
     seconds = ph.hours * 3600
     u = ph.utilization      # nodes run at this average share of their capacity: more of them, each delivering less
-    prefill_gpus = ph.input_tokens / seconds / (pf * u)
-    decode_gpus = ph.output_tokens / seconds / (point.tokens_per_s_per_gpu * u)
+    in_rate, out_rate = ph.input_tokens / seconds, ph.output_tokens / seconds
+    prefill_load = in_rate / (pf * u)
+    decode_load = out_rate / (point.tokens_per_s_per_gpu * u)
+    p_inst, d_inst = ph.prefill.tp * ph.prefill.dp, ph.decode.tp * ph.decode.dp
+    prefill_gpus = deployed_gpus(prefill_load, p_inst, ph.whole_instances)
+    decode_gpus = deployed_gpus(decode_load, d_inst, ph.whole_instances)
     gpus = prefill_gpus + decode_gpus
     hours = gpus * ph.hours
     figures = {
-        "prefill_tokens_per_s_per_node": pf * u * hw.gpus_per_node,
-        "decode_tokens_per_s_per_node": point.tokens_per_s_per_gpu * u * hw.gpus_per_node,
+        "prefill_tokens_per_s_per_node": in_rate / nodes(prefill_gpus, hw),
+        "decode_tokens_per_s_per_node": out_rate / nodes(decode_gpus, hw),
         "prefill_capacity_tokens_per_s_per_node": pf * hw.gpus_per_node,
         "decode_capacity_tokens_per_s_per_node": point.tokens_per_s_per_gpu * hw.gpus_per_node,
         "utilization": u,
+        "whole_instances": ph.whole_instances,
         "tokens_per_s_per_request": point.tokens_per_s_per_request,
         "nodes": nodes(gpus, hw),
         "prefill_nodes": nodes(prefill_gpus, hw),
         "decode_nodes": nodes(decode_gpus, hw),
-        "prefill_instances": ceil_div(prefill_gpus, ph.prefill.tp * ph.prefill.dp),
-        "decode_instances": ceil_div(decode_gpus, ph.decode.tp * ph.decode.dp),
+        "prefill_load_nodes": nodes(prefill_load, hw),
+        "decode_load_nodes": nodes(decode_load, hw),
+        "prefill_instances": ceil_div(prefill_gpus, p_inst),
+        "decode_instances": ceil_div(decode_gpus, d_inst),
         "decode_batch_per_gpu": point.batch_per_gpu,
         "decode_context_tokens": context,
         "input_tokens": ph.input_tokens, "output_tokens": ph.output_tokens,

@@ -1,6 +1,8 @@
 """Issue 11: the scenario keys of generate, rl and serve phases — parsing, errors, inheritance."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from costsim.errors import ScenarioError
@@ -221,8 +223,9 @@ def test_serve_errors_name_the_instance_at_fault(tmp_path):
 
 
 def test_serve_utilization_scales_nodes_and_delivered_rates(tmp_path):
-    _, full = run_json(tmp_path, BASE | {"phases": [SERVE]})
-    _, part = run_json(tmp_path, BASE | {"phases": [{**SERVE, "utilization": 0.8}]})
+    frac = {**SERVE, "whole_instances": False}       # the load itself, not rounded up to whole instances
+    _, full = run_json(tmp_path, BASE | {"phases": [frac]})
+    _, part = run_json(tmp_path, BASE | {"phases": [{**frac, "utilization": 0.8}]})
     f, p = full["phases"][0], part["phases"][0]
     assert p["nodes"] == pytest.approx(f["nodes"] / 0.8, rel=1e-12)
     assert p["cost_usd"] == pytest.approx(f["cost_usd"] / 0.8, rel=1e-12)
@@ -262,3 +265,21 @@ def test_a_prefill_instance_that_cannot_hold_the_model_is_refused(tmp_path):
     raw["phases"][0]["prefill"] = {"tp": 1, "dp": 1, "ep": 1, "precision": "fp8"}
     code, err = run_json(tmp_path, raw)
     assert code == 2 and "phases[0] (serving-day).prefill: a prefill batch does not fit" in err
+
+
+def test_serve_runs_whole_instances(tmp_path):
+    """Each role's GPUs are its load rounded up to whole instances (tp·dp GPUs); the per-node figures are the
+    role's tokens over its deployed node-time; whole_instances false gives the load itself."""
+    big = {**SERVE, "input_tokens": 3e11, "output_tokens": 6e10, "prefill": {"dp": 8}, "decode": {"tp": 2, "dp": 2}}
+    _, whole = run_json(tmp_path, BASE | {"phases": [big]})
+    _, frac = run_json(tmp_path, BASE | {"phases": [{**big, "whole_instances": False}]})
+    w, f = whole["phases"][0], frac["phases"][0]
+    assert f["prefill_nodes"] == pytest.approx(w["prefill_load_nodes"]) and not f["whole_instances"]
+    assert w["prefill_nodes"] == w["prefill_instances"] * 8 / 8 >= w["prefill_load_nodes"]
+    assert w["decode_nodes"] == w["decode_instances"] * 4 / 8 >= w["decode_load_nodes"]
+    assert w["prefill_instances"] == math.ceil(w["prefill_load_nodes"] - 1e-9)
+    assert w["decode_instances"] == math.ceil(w["decode_load_nodes"] * 2 - 1e-9)
+    assert w["prefill_tokens_per_s_per_node"] == pytest.approx(3e11 / 86400 / w["prefill_nodes"], rel=1e-12)
+    assert w["decode_tokens_per_s_per_node"] == pytest.approx(6e10 / 86400 / w["decode_nodes"], rel=1e-12)
+    assert w["gpu_hours"] == pytest.approx(w["nodes"] * 8 * 24, rel=1e-12)
+    assert w["gpu_hours"] >= f["gpu_hours"]

@@ -100,8 +100,8 @@ def test_serve_phase_prompt_sigma(tmp_path):
     assert plain.exit_code == 0 and spread.exit_code == 0
     f0 = json.loads(plain.stdout)["phases"][0]
     f1 = json.loads(spread.stdout)["phases"][0]
-    assert f1["prefill_tokens_per_s_per_node"] < f0["prefill_tokens_per_s_per_node"]
-    assert f1["decode_tokens_per_s_per_node"] == f0["decode_tokens_per_s_per_node"]
+    assert f1["prefill_capacity_tokens_per_s_per_node"] < f0["prefill_capacity_tokens_per_s_per_node"]
+    assert f1["decode_capacity_tokens_per_s_per_node"] == f0["decode_capacity_tokens_per_s_per_node"]
     bad = _serve(tmp_path, prompt_sigma=2.5)
     assert bad.exit_code == 2 and "prompt_sigma" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1

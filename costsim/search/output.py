@@ -133,7 +133,7 @@ def render_serve(res, console: Console) -> None:
         return (f"{role} {res.evaluated[role]:,} tried, {len(getattr(res, role)):,} feasible"
                 + (f" (rejected: {rej})" if rej else ""))
     console.print(f"[bold]{res.scenario}[/bold] — serve phase {res.phase}: {counts('prefill')}; {counts('decode')}; "
-                  f"{res.seconds:.1f} s. Ranked by cost, i.e. tokens/s per GPU (the period is fixed: cost is the "
+                  f"{res.seconds:.1f} s. Ranked by cost: the role's deployed nodes, then tokens/s per GPU (the period is fixed: cost is the "
                   "only objective); r: redundant experts; batch: sequences per GPU", highlight=False)
     t = Table(title=f"top {min(res.top_n, len(res.prefill))} prefill instances", title_justify="left")
     for col in ("#", "instance", "GPUs", "in tok/s/node", "nodes", "instances"):

@@ -1,11 +1,13 @@
 """`costsim search` for a `kind: serve` phase: the cheapest prefill and decode instances.
 
-A serve phase's GPUs are input rate / prefill tokens/s per GPU + output rate / decode tokens/s per GPU
-(costsim/serving.py: estimate_serve), two independent terms — so the cheapest plan is the prefill instance with
-the most input tokens/s per GPU plus the decode instance with the most output tokens/s per GPU at the phase's
-speed target, each searched on its own (a grid of n + m candidates, not n·m pairs). Every candidate is costed
-as `serving._rates` costs the scenario's own instances (the same checks, memory test and infer/cost.py calls),
-so its figures are those of `costsim estimate --set phases.I.decode.dp=…` (tests/test_search_serve.py).
+A serve phase's GPUs are the prefill load (input rate / prefill tokens/s per GPU) and the decode load (output
+rate / decode tokens/s per GPU), each rounded up to whole instances (costsim/serving.py: estimate_serve,
+`whole_instances`): two independent terms — so the cheapest plan is the prefill instance that needs the fewest
+GPUs plus the decode instance that does at the phase's speed target, each searched on its own (a grid of
+n + m candidates, not n·m pairs). With whole instances a smaller, slower instance can beat a faster one that
+rounds up worse. Every candidate is costed as `serving._rates` costs the scenario's own instances (the same
+checks, memory test and infer/cost.py calls), so its figures are those of `costsim estimate --set
+phases.I.decode.dp=…` (tests/test_search_serve.py).
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ class Instance:
     serving: dict                # the instance as the scenario writes it (phases.I.prefill / .decode)
     gpus: int                    # tp·dp
     tokens_per_s_per_gpu: float  # capacity: input (prefill) or output (decode) tokens/s per GPU
-    tokens_per_s_per_node: float # what a provisioned node delivers (× utilization), as estimate's figures
+    tokens_per_s_per_node: float # what a deployed node delivers (the role's tokens over its node-time), as estimate
     nodes: float                 # the phase's prefill (decode) nodes on instances like this one
     instances: int
     tokens_per_s_per_request: float | None = None   # decode only
@@ -163,7 +165,7 @@ def search_serve(sc, index: int, base_dir: Path = Path("."), objective: str = "c
     from ..infer.plan import ServingPlan
     from ..model import resolve_model
     from ..post_training import ceil_div, check_serving, nodes
-    from ..serving import _check_prefill_memory
+    from ..serving import _check_prefill_memory, deployed_gpus
 
     if objective not in ("cost", "time", "pareto"):
         raise ScenarioError(f"--objective {objective}: expected cost, time or pareto")
@@ -196,9 +198,9 @@ def search_serve(sc, index: int, base_dir: Path = Path("."), objective: str = "c
         plan = ServingPlan(**(s.model_dump() | {"mtp_tokens": max(s.mtp_tokens, mtp)}))
         _check_prefill_memory(model, hw, plan, ph.prompt_tokens, ph.cache_hit, f"{where}.prefill")
         pf = prefill_throughput(model, hw, plan, eff, ph.prompt_tokens, ph.cache_hit, prompt_sigma=ph.prompt_sigma)
-        g = ph.input_tokens / seconds / (pf * u)
-        return Instance("prefill", {k: getattr(s, k) for k in _KEYS}, s.tp * s.dp, pf, pf * u * hw.gpus_per_node,
-                        nodes(g, hw), ceil_div(g, s.tp * s.dp))
+        g = deployed_gpus(ph.input_tokens / seconds / (pf * u), s.tp * s.dp, ph.whole_instances)
+        return Instance("prefill", {k: getattr(s, k) for k in _KEYS}, s.tp * s.dp, pf,
+                        ph.input_tokens / seconds / nodes(g, hw), nodes(g, hw), ceil_div(g, s.tp * s.dp))
 
     def cost_decode(s):
         check_serving(model, hw, s, f"{where}.decode")
@@ -207,14 +209,14 @@ def search_serve(sc, index: int, base_dir: Path = Path("."), objective: str = "c
             raise PlanError(f"{where}.decode: the speed target {target:g} tokens/s per request is out of reach")
         if not (pt.batch_per_gpu > 0 and pt.tokens_per_s_per_gpu > 0):
             raise PlanError(f"{where}.decode: no decode batch fits")
-        g = ph.output_tokens / seconds / (pt.tokens_per_s_per_gpu * u)
+        g = deployed_gpus(ph.output_tokens / seconds / (pt.tokens_per_s_per_gpu * u), s.tp * s.dp,
+                          ph.whole_instances)
         return Instance("decode", {k: getattr(s, k) for k in _KEYS}, s.tp * s.dp, pt.tokens_per_s_per_gpu,
-                        pt.tokens_per_s_per_gpu * u * hw.gpus_per_node, nodes(g, hw), ceil_div(g, s.tp * s.dp),
+                        ph.output_tokens / seconds / nodes(g, hw), nodes(g, hw), ceil_div(g, s.tp * s.dp),
                         pt.tokens_per_s_per_request, pt.batch_per_gpu, pt.limited_by)
 
     def combine(p: Instance, d: Instance) -> Combination:
-        gpus = ph.input_tokens / seconds / (p.tokens_per_s_per_gpu * u) + \
-            ph.output_tokens / seconds / (d.tokens_per_s_per_gpu * u)
+        gpus = (p.nodes + d.nodes) * hw.gpus_per_node            # each role on whole instances (or its load)
         hours = gpus * ph.hours
         return Combination(p, d, gpus, nodes(gpus, hw), hours, hours * price)
 
@@ -234,10 +236,11 @@ def search_serve(sc, index: int, base_dir: Path = Path("."), objective: str = "c
             rejected[role][key] = rejected[role].get(key, 0) + 1
         if progress is not None and (i % step == 0 or i == len(todo)):
             progress(i, len(todo))
-    # most tokens/s per GPU first; ties (to 12 digits: instances of the same ep and tp but more dp ranks often
-    # differ only by rounding): the smaller instance, then enumeration order
+    # fewest GPUs deployed first (whole instances: a smaller instance can waste less on rounding than a faster
+    # one), then most tokens/s per GPU; ties (to 12 digits: instances of the same ep and tp but more dp ranks
+    # often differ only by rounding): the smaller instance, then enumeration order
     for role in found:
-        found[role].sort(key=lambda x: (-float(f"{x.tokens_per_s_per_gpu:.12g}"), x.gpus))
+        found[role].sort(key=lambda x: (float(f"{x.nodes:.12g}"), -float(f"{x.tokens_per_s_per_gpu:.12g}"), x.gpus))
     best = combine(found["prefill"][0], found["decode"][0]) if found["prefill"] and found["decode"] else None
     own, own_error = None, None
     try:
