@@ -20,8 +20,8 @@ from typing import Callable
 from ..errors import PlanError, ScenarioError
 
 # Instance sizes tried beside the scenario's own: powers of two, and 3·2^k (24, 48, 96, 192) so that instances
-# of whole nodes other than powers of two are seen. Decode costs ~0.1 s a feasible candidate (decode_for_speed
-# scans up to 256 batches), so the grid stays at ~14 sizes rather than every multiple of a node.
+# of whole nodes other than powers of two are seen. Decode costs ~10–40 ms a feasible candidate (decode_for_speed
+# tries ~100 batches), so the grid stays at ~14 sizes rather than every multiple of a node (DeepSeek's day: 12 s).
 MAX_INSTANCE_GPUS = 256
 
 _REASONS = (   # a PlanError message → a short reason key (first match wins)
