@@ -40,6 +40,10 @@ class Serving(_Strict):
                                "dual micro-batch prefill, 5-stage pipeline in decode)")
     redundant_experts: Int = Field(default=0, ge=0, le=MAX_SIZE, description="extra expert replicas spread over "
                                    "the instance (DeepSeek prefill: 32)")
+    moe_load_imbalance: Float | None = Field(default=None, ge=1, le=64, description="measured max/mean routed "
+                                             "tokens per EP rank of this instance (after any redundant experts), "
+                                             "as moe.load_imbalance in training; default: the balanced floor, "
+                                             "which sees no skew for redundant experts to even out")
     custom_all_reduce: bool = Field(default=True, description="TP all-reduces inside a node as inference engines "
                                     "run them (one-/two-shot over NVLink P2P: vLLM, SGLang, TensorRT-LLM): a "
                                     "barrier or two plus the bytes; false: NCCL's ring, 2(n−1) latency steps")

@@ -340,3 +340,15 @@ def test_comm_sms_needs_an_expert_all_to_all():
     a = prefill(L8, H100, ServingPlan(overlap_comm=True), EFF, 4000, 0, 2)
     b = prefill(L8, H100, ServingPlan(overlap_comm=True, comm_sms=20), EFF, 4000, 0, 2)
     assert b.seconds == a.seconds
+
+
+def test_measured_expert_imbalance_slows_the_instance(tmp_path):
+    """moe_load_imbalance on a serving instance reaches the cost model: the most loaded EP rank's expert GEMMs
+    and all-to-all grow with it (scenario key → ServingPlan, like training's moe.load_imbalance)."""
+    from costsim.phase_kinds import Serving
+    s = Serving(dp=32, ep=32, precision="fp8", moe_load_imbalance=1.3)
+    plan = ServingPlan(**s.model_dump())
+    assert plan.moe_load_imbalance == 1.3
+    base = prefill(V3, H800, ServingPlan(dp=32, ep=32, precision="fp8"), EFF, 4384, 2468, 3)
+    skew = prefill(V3, H800, plan, EFF, 4384, 2468, 3)
+    assert skew.seconds > base.seconds * 1.05
