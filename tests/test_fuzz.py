@@ -41,7 +41,9 @@ ABSENT = [("reliability", k) for k in ("gpu_mtbf_hours", "checkpoint_interval_s"
      ("optimizer", "moment_dtype")] + \
     [("parallelism", k) for k in ("tp", "pp", "ep", "cp", "dp", "etp", "virtual_stages", "micro_batch_size",
                                   "zero_shard_size", "recompute_fraction", "comm_sms", "zero_stage", "schedule",
-                                  "attention", "stage_layout", "recompute", "sequence_parallel")]
+                                  "attention", "stage_layout", "recompute", "sequence_parallel")] + \
+    [("phases", 0, k) for k in ("prompt_sigma", "whole_instances", "utilization")] + \
+    [("phases", 0, "decode", k) for k in ("custom_all_reduce", "moe_load_imbalance", "comm_sms")]
 
 HOSTILE_VALUES = [None, True, False, 0, -1, -1e10, 1e-300, 1e300, 10 ** 30, float("nan"), float("inf"),
                   float("-inf"), "", "x", "no-such-name", "1e3", [], [1], {}, {"bogus": 1}, 1, 2, 3, 7, 64, 1024,
