@@ -208,7 +208,7 @@ class ServePhase(_Strict):
     tokens_per_s_per_request: Float | None = Field(default=None, gt=0, le=1e5, description="per-request output "
                                                    "speed target; it picks the decode batch")
     utilization: Float = Field(default=1.0, ge=0.01, le=1, description="average load over the capacity the nodes "
-                               "are provisioned for (bursts, whole instances); 1: sized for full load. The "
+                               "are provisioned for (bursts, idle hours); 1: sized for full load. The "
                                "per-node figures are then what a provisioned node delivers on average")
     whole_instances: bool = Field(default=True, description="run whole instances: each role's GPUs are its "
                                   "load rounded up to a whole number of instances (tp·dp GPUs each), as a "

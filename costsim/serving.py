@@ -65,8 +65,9 @@ def _check_prefill_memory(model, hw, plan, prompt_tokens: float, cache_hit: floa
 
 
 def deployed_gpus(load_gpus: float, instance_gpus: int, whole: bool) -> float:
-    """GPUs a role runs on: its load in GPUs, rounded up to whole instances of `instance_gpus` when `whole`."""
-    return ceil_div(load_gpus, instance_gpus) * instance_gpus if whole else load_gpus
+    """GPUs a role runs on: its load in GPUs, rounded up to whole instances of `instance_gpus` when `whole` (at
+    least one: any load needs an instance running)."""
+    return max(1, ceil_div(load_gpus, instance_gpus)) * instance_gpus if whole else load_gpus
 
 
 def estimate_serve(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimate:

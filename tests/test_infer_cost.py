@@ -352,3 +352,10 @@ def test_measured_expert_imbalance_slows_the_instance(tmp_path):
     base = prefill(V3, H800, ServingPlan(dp=32, ep=32, precision="fp8"), EFF, 4384, 2468, 3)
     skew = prefill(V3, H800, plan, EFF, 4384, 2468, 3)
     assert skew.seconds > base.seconds * 1.05
+
+
+def test_measured_imbalance_needs_more_than_one_ep_rank():
+    one = ServingPlan(tp=8, precision="fp8")
+    skew = ServingPlan(tp=8, precision="fp8", moe_load_imbalance=1.3)
+    assert (prefill(V3, H800, skew, EFF, 4384, 2468, 1).seconds
+            == prefill(V3, H800, one, EFF, 4384, 2468, 1).seconds)

@@ -66,9 +66,9 @@ def test_json_keys(dsv3):
 
 def test_top_instances_equal_estimate(dsv3):
     """Each top instance, set into the scenario, gives the same figures from `estimate` (to 1e-9)."""
-    for role, word in (("prefill", "input"), ("decode", "output")):   # best first (ties: to 12 digits)
-        rates = [x[f"{word}_tokens_per_s_per_gpu"] for x in dsv3[f"top_{role}"]]
-        assert all(a >= b * (1 - 1e-12) for a, b in zip(rates, rates[1:]))
+    for role, word in (("prefill", "input"), ("decode", "output")):   # best first: fewest nodes, then rate
+        keys = [(round(x[f"{role}_nodes"], 9), -x[f"{word}_tokens_per_s_per_gpu"]) for x in dsv3[f"top_{role}"]]
+        assert all(a[0] < b[0] or (a[0] == b[0] and a[1] <= b[1] * (1 - 1e-12)) for a, b in zip(keys, keys[1:]))
     for x in dsv3["top_prefill"]:
         f = _serve_estimate(DSV3, prefill=x["serving"]).figures
         assert close(x["input_tokens_per_s_per_node"], f["prefill_tokens_per_s_per_node"])
@@ -164,3 +164,19 @@ def test_which_phase_is_searched(dense):
     trained = sc.model_copy(update={"phases": [sc.phases[1], load_scenario(ROOT / "scenarios/gpt3-175b-h100.yaml")
                                                .phases[0]]})
     assert serve_phase_index(trained, None) is None and serve_phase_index(trained, "chat") == 0
+
+
+def test_tiny_volumes_still_run_one_instance(tmp_path):
+    """A load far below one instance still deploys one (no division by zero nodes)."""
+    res = runner.invoke(app, ["estimate", str(ROOT / "scenarios" / "deepseek-v3-serving.yaml"), "--set",
+                              "phases.0.input_tokens=1", "--set", "phases.0.output_tokens=1", "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    ph = json.loads(res.stdout)["phases"][0]
+    assert ph["prefill_instances"] == 1 and ph["decode_instances"] == 1
+    assert ph["nodes"] == (32 + 144) / 8
+
+
+def test_serve_search_refuses_other_objectives():
+    res = runner.invoke(app, ["search", str(ROOT / "scenarios" / "deepseek-v3-serving.yaml"), "--objective",
+                              "time"])
+    assert res.exit_code == 2 and "only objective" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -225,7 +225,8 @@ def moe_ffn(b: FwdBuilder, t: float, mode: str) -> None:
     t_route = t / s.tp                                   # TP ranks hold the same tokens: each routes 1/tp
     b.gemm("moe.router", t_route, E, h, lowp=False)      # gating stays BF16 (DeepSeek-V3 §3.3)
     b.fmem("moe.topk", t_route * E * 8)                  # FP32 scores read and written
-    imb = load_imbalance(t_route * topk, s.ep, s.moe_load_imbalance, None)   # costsim.moe_balance
+    # costsim.moe_balance; one EP rank holds every routed copy, so a measured imbalance has nothing to skew
+    imb = load_imbalance(t_route * topk, s.ep, s.moe_load_imbalance if s.ep > 1 else None, None)
     routed = t_route * topk * imb                        # copies on the most loaded EP rank
     fp8 = b.fp8
     disp = FP8_DISPATCH_BYTES if fp8 else 2.0

@@ -71,7 +71,8 @@ def search_command(
 ) -> None:
     """Search parallel plans (and optionally GPU types and counts) for the cheapest or fastest way to run a
     phase: every legal plan costed by the same code as `estimate`, infeasible ones counted by reason. A serve
-    phase: the prefill and decode instances with the most tokens/s per GPU, and the cheapest pair."""
+    phase: the prefill and decode instances needing the fewest nodes (whole instances) for its load, and the
+    cheapest pair."""
     from ..scenario import load_scenario
     from .engine import search
     from .output import render, render_serve, serve_csv, to_csv, write_pareto_html

@@ -140,7 +140,9 @@ def grid(model, hw, ph) -> dict[str, list]:
 
 def candidates(model, base, dims) -> list:
     """Instances like `base` (its other fields kept) over tp, dp = gpus / tp, ep | tp·dp (MoE), precision and
-    redundant experts; ep values the model rejects are kept and counted by check_serving's reason."""
+    redundant experts; ep values the model rejects are kept and counted by check_serving's reason. A measured
+    moe_load_imbalance belongs to the scenario's own ep and redundant experts: other layouts get the balanced
+    floor."""
     out = []
     for prec in dims["precision"]:
         for red in dims["redundant_experts"]:
@@ -149,8 +151,10 @@ def candidates(model, base, dims) -> list:
                     if g % tp:
                         continue
                     for ep in (_divisors(g) if model.is_moe else [1]):
-                        out.append(base.model_copy(update=dict(tp=tp, dp=g // tp, ep=ep, precision=prec,
-                                                               redundant_experts=red)))
+                        same = ep == base.ep and red == base.redundant_experts
+                        out.append(base.model_copy(update=dict(
+                            tp=tp, dp=g // tp, ep=ep, precision=prec, redundant_experts=red,
+                            moe_load_imbalance=base.moe_load_imbalance if same else None)))
     return list({s.model_dump_json(): s for s in out}.values())     # dedupe, first order kept
 
 
@@ -167,8 +171,9 @@ def search_serve(sc, index: int, base_dir: Path = Path("."), objective: str = "c
     from ..post_training import ceil_div, check_serving, nodes
     from ..serving import _check_prefill_memory, deployed_gpus
 
-    if objective not in ("cost", "time", "pareto"):
-        raise ScenarioError(f"--objective {objective}: expected cost, time or pareto")
+    if objective != "cost":
+        raise ScenarioError(f"--objective {objective}: a serve phase's period is fixed, so cost is its only "
+                            "objective (leave --objective out)")
     if top < 1:
         raise ScenarioError(f"--top {top}: must be at least 1")
     t0 = time.perf_counter()
