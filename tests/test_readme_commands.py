@@ -45,6 +45,8 @@ RUN = {
         f"search {SMALL} --objective pareto --top 3 --space {{tmp}}/space.yaml --format json -o {{tmp}}/p.html",
     "costsim search scenarios/gpt3-175b-h100.yaml": f"search {SMALL} --space {{tmp}}/space.yaml --format csv",
     "costsim search scenarios/deepseek-v3-serving.yaml": "search scenarios/deepseek-v3-serving.yaml --top 3",
+    "costsim search scenarios/distillation.yaml --phase generate-800k-samples":
+        "search scenarios/distillation.yaml --phase generate-800k-samples --top 3",
 }
 # shown in prose or as a family, not as a command to run as written (reason beside each)
 SKIP = {

@@ -93,10 +93,8 @@ def test_best_combination_equals_estimate_and_beats_scenario(dsv3):
     assert close(own["cost_over_best"], own["cost_usd"] / best["cost_usd"])
 
 
-@pytest.mark.parametrize("scenario, phase, kind", [("scenarios/deepseek-r1.yaml", "r1-zero", "rl"),
-                                                   ("scenarios/distillation.yaml", "generate-800k-samples",
-                                                    "generate")])
-def test_generate_and_rl_phases_one_line(scenario, phase, kind):
+@pytest.mark.parametrize("scenario, phase, kind", [("scenarios/deepseek-r1.yaml", "r1-zero", "rl")])
+def test_rl_phases_one_line(scenario, phase, kind):        # generate phases: tests/test_search_generate.py
     out = runner.invoke(app, ["search", str(ROOT / scenario), "--phase", phase])
     assert out.exit_code == 2
     lines = out.stderr.strip().splitlines()

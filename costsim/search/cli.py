@@ -44,7 +44,7 @@ def search_command(
         "--phase", help="Phase to plan (default: the first simulated one).")] = None,
     objective: Annotated[Objective, typer.Option(
         "--objective", help="Rank the top plans by cost, by wall-clock time, or list the Pareto front (a serve "
-        "phase: always by cost, its period being fixed).")] = Objective.cost,
+        "or generate phase: cost only, its work being fixed).")] = Objective.cost,
     top: Annotated[int, typer.Option("--top", help="How many top plans to show.")] = 10,
     space: Annotated[Optional[str], typer.Option(
         "--space", metavar="wide|PATH", help="`wide` (every dimension open, num_gpus ×¼…×4, every shipped GPU) "
@@ -72,10 +72,11 @@ def search_command(
     """Search parallel plans (and optionally GPU types and counts) for the cheapest or fastest way to run a
     phase: every legal plan costed by the same code as `estimate`, infeasible ones counted by reason. A serve
     phase: the prefill and decode instances needing the fewest nodes (whole instances) for its load, and the
-    cheapest pair."""
+    cheapest pair. A generate phase (--phase naming it): the serving instance(s) that generate cheapest."""
     from ..scenario import load_scenario
     from .engine import search
-    from .output import render, render_serve, serve_csv, to_csv, write_pareto_html
+    from .generate import GenerateSearchResult, generate_phase_index
+    from .output import generate_csv, render, render_generate, render_serve, serve_csv, to_csv, write_pareto_html
     from .serve import ServeSearchResult, serve_phase_index
     from .space import load_space_file
 
@@ -83,9 +84,10 @@ def search_command(
         sc = load_scenario(scenario, overrides or [])
         wide = space == "wide"
         sp = load_space_file(space) if space is not None and not wide else None
-        if output is not None and serve_phase_index(sc, phase) is not None:
-            raise CostsimError("-o: the Pareto chart is for training phases (a serve phase's period is fixed: "
-                               "cost alone ranks its plans)")
+        if output is not None and (serve_phase_index(sc, phase) is not None
+                                   or generate_phase_index(sc, phase) is not None):
+            raise CostsimError("-o: the Pareto chart is for training phases (a serve or generate phase's work is "
+                               "fixed: cost alone ranks its plans)")
         if output is not None:
             from ..safe_write import check_target
             check_target(output, "-o")          # a directory or a missing folder: refused before the search
@@ -102,13 +104,14 @@ def search_command(
         else:
             res = search(sc, **kwargs)
         written = write_pareto_html(res, output) if output is not None else None
-    serve = isinstance(res, ServeSearchResult)
+    kind = "serve" if isinstance(res, ServeSearchResult) else "generate" if isinstance(
+        res, GenerateSearchResult) else "train"
     if format is SearchFormat.json:
         typer.echo(json.dumps(res.to_dict(), indent=2, allow_nan=False))
     elif format is SearchFormat.csv:
-        typer.echo((serve_csv if serve else to_csv)(res), nl=False)
+        typer.echo({"serve": serve_csv, "generate": generate_csv, "train": to_csv}[kind](res), nl=False)
     else:
-        (render_serve if serve else render)(res, Console())
+        {"serve": render_serve, "generate": render_generate, "train": render}[kind](res, Console())
     if written is not None:
         Console(stderr=True).print(f"wrote {written} ({len(res.feasible):,} feasible plans, "
                                    f"{len(res.pareto)} on the frontier)", markup=False, highlight=False)

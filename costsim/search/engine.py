@@ -207,9 +207,9 @@ def phase_inputs(sc: Scenario, phase: str | None) -> PhaseInputs:
         raise ScenarioError("phases: no phase to search (every phase is a reported gpu_hours figure or a "
                             "generate or rl phase)")
     kind = next((ph.kind for ph in sc.phases if ph.name == phase), None)
-    if kind in ("generate", "rl"):
-        raise ScenarioError(f"--phase {phase}: {kind} phases are not searched (search plans training and serve "
-                            f"phases); training phases: {', '.join(names) or 'none'}")
+    if kind == "rl":
+        raise ScenarioError(f"--phase {phase}: rl phases are not searched (search plans training, serve and "
+                            f"generate phases); training phases: {', '.join(names) or 'none'}")
     raise ScenarioError(f"--phase {phase}: no training phase (nor serve phase) of that name; training phases: "
                         f"{', '.join(names) or 'none'}")
 
@@ -271,6 +271,13 @@ def search(sc: Scenario, base_dir: Path = Path("."), phase: str | None = None, o
             raise ScenarioError(f"phases[{serve}] ({sc.phases[serve].name}): a serve phase searches its own grid "
                                 "of serving instances in this process (no --space, --executor dask)")
         return search_serve(sc, serve, base_dir, objective, top, progress)
+    from .generate import generate_phase_index, search_generate
+    gen = generate_phase_index(sc, phase)
+    if gen is not None:     # a generate phase: its serving instance(s) (search/generate.py)
+        if space is not None or wide or executor != "local":
+            raise ScenarioError(f"phases[{gen}] ({sc.phases[gen].name}): a generate phase searches its own grid "
+                                "of serving instances in this process (no --space, --executor dask)")
+        return search_generate(sc, gen, base_dir, objective, top, progress)
     t0 = time.perf_counter()
     model, _ = load_context(sc, base_dir)
     ph = phase_inputs(sc, phase)

@@ -185,3 +185,49 @@ def serve_csv(res) -> str:
                    "limited_by": x.limited_by or ""}
             w.writerow([row[k] for k in _SERVE_COLS])
     return buf.getvalue()
+
+
+_GEN_COLS = ("rank", "prefill", "serving", "prefill_tokens_per_s_per_gpu", "decode_tokens_per_s_per_gpu",
+             "tokens_per_s_per_request", "batch_per_gpu", "gpu_hours", "wall_clock_days", "cost_usd")
+
+
+def _gen_label(c) -> str:
+    return (f"prefill {serving_label(c.prefill)} + " if c.prefill is not None else "") + serving_label(c.serving)
+
+
+def render_generate(res, console: Console) -> None:
+    rej = ", ".join(f"{k} {v:,}" for k, v in sorted(res.rejected.items(), key=lambda kv: -kv[1]))
+    how = ("one instance prefills and decodes: candidates ranked by GPU-hours" if res.shared else
+           "separate prefill instance: each role ranked on its own, the best prefill paired with the top decode "
+           "instances")
+    console.print(f"[bold]{res.scenario}[/bold] — generate phase {res.phase} on {res.num_gpus:,} GPUs: "
+                  f"{res.evaluated:,} candidates, {res.feasible:,} feasible" + (f" (rejected: {rej})" if rej else "")
+                  + f"; {res.seconds:.1f} s; {how}; pf/dec: prefill input and decode output tokens/s per GPU, tok/s/r: "
+                  "per request, r: redundant experts", highlight=False)
+    t = Table(title=f"top {len(res.top)} by cost", title_justify="left")
+    for col in ("#", "instance", "pf/GPU", "dec/GPU", "tok/s/r", "batch", "GPU-h", "days", "$"):
+        t.add_column(col, justify="left" if col == "instance" else "right", no_wrap=col == "instance")
+    for i, c in enumerate(res.top, 1):
+        t.add_row(str(i), _gen_label(c), f"{c.prefill_tokens_per_s_per_gpu:,.0f}",
+                  f"{c.decode_tokens_per_s_per_gpu:,.0f}", f"{c.tokens_per_s_per_request:.1f}",
+                  f"{c.batch_per_gpu:g}", f"{c.gpu_hours:,.0f}", f"{c.wall_clock_days:.2f}", f"{c.cost_usd:,.0f}")
+    console.print(t)
+    if res.scenario_plan is not None:
+        own = res.scenario_plan
+        gap = (f" — {own.cost_usd / res.best.cost_usd - 1:+.2%} vs best (${own.cost_usd - res.best.cost_usd:,.0f})"
+               if res.best else "")
+        console.print(f"scenario: {_gen_label(own)}: {own.gpu_hours:,.0f} GPU-h, {own.wall_clock_days:.2f} days, "
+                      f"${own.cost_usd:,.0f}{gap}", highlight=False)
+    else:
+        console.print(f"scenario: infeasible: {res.scenario_error}", highlight=False)
+
+
+def generate_csv(res) -> str:
+    """Every costed candidate (pair), best first."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(_GEN_COLS)
+    for i, c in enumerate(res.ranked, 1):
+        w.writerow([i, serving_label(c.prefill) if c.prefill is not None else "", serving_label(c.serving),
+                    *(repr(getattr(c, k)) for k in _GEN_COLS[3:])])
+    return buf.getvalue()

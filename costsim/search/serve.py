@@ -106,10 +106,7 @@ class ServeSearchResult:
     grid: dict[str, list] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        own = self.scenario_plan.to_dict() if self.scenario_plan else {"error": self.scenario_error}
-        if self.scenario_plan and self.best:
-            own |= {"cost_over_best": self.scenario_plan.cost_usd / self.best.cost_usd,
-                    "saving_usd": self.scenario_plan.cost_usd - self.best.cost_usd}
+        own = scenario_plan_dict(self.scenario_plan, self.best, self.scenario_error)
         return {"kind": "serve", "scenario": self.scenario, "phase": self.phase, "objective": "cost",
                 "evaluated": dict(self.evaluated),
                 "feasible": {"prefill": len(self.prefill), "decode": len(self.decode)},
@@ -119,6 +116,16 @@ class ServeSearchResult:
                 "top_prefill": [x.to_dict() for x in self.prefill[: self.top_n]],
                 "top_decode": [x.to_dict() for x in self.decode[: self.top_n]],
                 "best": self.best.to_dict() if self.best else None, "scenario_plan": own}
+
+
+def scenario_plan_dict(own, best, error: str | None) -> dict:
+    """The scenario's own plan in a search's JSON: its figures and how much dearer than the best, or its error."""
+    if own is None:
+        return {"error": error}
+    d = own.to_dict()
+    if best is not None:
+        d |= {"cost_over_best": own.cost_usd / best.cost_usd, "saving_usd": own.cost_usd - best.cost_usd}
+    return d
 
 
 def _divisors(n: int) -> list[int]:
@@ -161,26 +168,22 @@ def candidates(model, base, dims) -> list:
 _KEYS = ("tp", "dp", "ep", "precision", "redundant_experts")
 
 
-def search_serve(sc, index: int, base_dir: Path = Path("."), objective: str = "cost", top: int = 10,
-                 progress: Callable[[int, int], None] | None = None) -> ServeSearchResult:
+def phase_context(sc, index: int, base_dir: Path, objective: str, top: int, what: str):
+    """(phase, its error label, model, hardware, efficiency, $/GPU-hour) of an inference phase, as
+    estimate_other sets them up: the scenario's node size sets the link tiers; the phase may run its own model.
+    Refuses objectives other than cost (`what`: the phase kind's reason) and --top below 1."""
     from ..efficiency import fitted, with_overrides
     from ..estimate import load_context
-    from ..infer.cost import decode_for_speed, prefill_throughput
-    from ..infer.plan import ServingPlan
     from ..model import resolve_model
-    from ..post_training import ceil_div, check_serving, nodes
-    from ..serving import _check_prefill_memory, deployed_gpus
 
     if objective != "cost":
-        raise ScenarioError(f"--objective {objective}: a serve phase's period is fixed, so cost is its only "
-                            "objective (leave --objective out)")
+        raise ScenarioError(f"--objective {objective}: {what}, so cost is its only objective (leave --objective "
+                            "out)")
     if top < 1:
         raise ScenarioError(f"--top {top}: must be at least 1")
-    t0 = time.perf_counter()
     ph = sc.phases[index]
     where = f"phases[{index}] ({ph.name})"
     model, hw = load_context(sc, base_dir)
-    # as estimate_other: the scenario's node size sets the link tiers; the phase may serve its own model
     if sc.cluster.gpus_per_node and sc.cluster.gpus_per_node != hw.gpus_per_node:
         hw = replace(hw, gpus_per_node=sc.cluster.gpus_per_node)
     if ph.model is not None:
@@ -188,8 +191,20 @@ def search_serve(sc, index: int, base_dir: Path = Path("."), objective: str = "c
             model = resolve_model(ph.model, base_dir)
         except ValueError as exc:
             raise ScenarioError(f"{where}.model: {exc}") from None
-    eff = with_overrides(fitted(), sc.efficiency)
     price = sc.pricing.usd_per_gpu_hour or hw.price_usd_per_gpu_hour
+    return ph, where, model, hw, with_overrides(fitted(), sc.efficiency), price
+
+
+def search_serve(sc, index: int, base_dir: Path = Path("."), objective: str = "cost", top: int = 10,
+                 progress: Callable[[int, int], None] | None = None) -> ServeSearchResult:
+    from ..infer.cost import decode_for_speed, prefill_throughput
+    from ..infer.plan import ServingPlan
+    from ..post_training import ceil_div, check_serving, nodes
+    from ..serving import _check_prefill_memory, deployed_gpus
+
+    t0 = time.perf_counter()
+    ph, where, model, hw, eff, price = phase_context(sc, index, base_dir, objective, top,
+                                                     "a serve phase's period is fixed")
     # as estimate_serve
     out_per_req = ph.output_per_request or ph.output_tokens * ph.prompt_tokens / ph.input_tokens
     context = ph.context_tokens or ph.prompt_tokens + out_per_req / 2
