@@ -98,3 +98,16 @@ def test_table_csv_and_refusals():
         assert out.exit_code == 2 and words in out.stderr and len(out.stderr.strip().splitlines()) == 1
     out = runner.invoke(app, ["search", str(DISTILL)])            # no --phase: the training phase, as before
     assert out.exit_code == 0 and "generate phase" not in out.stdout
+
+
+def test_sizes_tile_odd_gpu_counts(tmp_path):
+    """7 GPUs: instances of 1 and 7 GPUs are tried (every size that tiles them), nothing else."""
+    raw = {"name": "g7", "model": "llama3.1-8b", "cluster": {"gpu": "h100-sxm", "num_gpus": 7},
+           "phases": [{"name": "g", "kind": "generate", "prompts": 1000, "input_tokens": 100, "output_tokens": 100}]}
+    path = tmp_path / "g7.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    d = _json(path, "--phase", "g")
+    assert d["grid"]["instance_gpus"] == [1, 7]
+    assert {c["serving"]["tp"] * c["serving"]["dp"] for c in d["top"]} == {1, 7}
+    for c in d["top"]:
+        _matches(c, _estimate(path, 0, serving=c["serving"]), 7)

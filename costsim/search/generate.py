@@ -102,7 +102,10 @@ def search_generate(sc, index: int, base_dir: Path = Path("."), objective: str =
 
     own_prefill = ph.prefill or ph.serving
     dims = grid(model, hw, SimpleNamespace(prefill=own_prefill, decode=ph.serving))
-    dims["instance_gpus"] = [g for g in dims["instance_gpus"] if n % g == 0]
+    # only sizes that tile the phase's GPUs, and every such size up to the grid's largest (7 GPUs: 1 and 7)
+    cap = max(dims["instance_gpus"])
+    dims["instance_gpus"] = sorted({g for g in dims["instance_gpus"] if n % g == 0}
+                                   | {g for g in range(1, min(n, cap) + 1) if n % g == 0})
     decode_cands = candidates(model, ph.serving, dims)
     prefill_cands = [None] if shared else candidates(model, ph.prefill, dims)
     rejected: dict[str, int] = {}

@@ -204,14 +204,18 @@ def render_generate(res, console: Console) -> None:
                   f"{res.evaluated:,} candidates, {res.feasible:,} feasible" + (f" (rejected: {rej})" if rej else "")
                   + f"; {res.seconds:.1f} s; {how}; pf/dec: prefill input and decode output tokens/s per GPU, tok/s/r: "
                   "per request, r: redundant experts", highlight=False)
+    if not res.top:
+        console.print("no feasible instance in the grid (see the rejections; more GPUs, fp8, or a lower speed "
+                      "target)")
     t = Table(title=f"top {len(res.top)} by cost", title_justify="left")
     for col in ("#", "instance", "pf/GPU", "dec/GPU", "tok/s/r", "batch", "GPU-h", "days", "$"):
         t.add_column(col, justify="left" if col == "instance" else "right", no_wrap=col == "instance")
     for i, c in enumerate(res.top, 1):
         t.add_row(str(i), _gen_label(c), f"{c.prefill_tokens_per_s_per_gpu:,.0f}",
                   f"{c.decode_tokens_per_s_per_gpu:,.0f}", f"{c.tokens_per_s_per_request:.1f}",
-                  f"{c.batch_per_gpu:g}", f"{c.gpu_hours:,.0f}", f"{c.wall_clock_days:.2f}", f"{c.cost_usd:,.0f}")
-    console.print(t)
+                  f"{c.batch_per_gpu:g}", f"{c.gpu_hours:,.3g}", f"{c.wall_clock_days:.3g}", f"{c.cost_usd:,.3g}")
+    if res.top:
+        console.print(t)
     if res.scenario_plan is not None:
         own = res.scenario_plan
         gap = (f" — {own.cost_usd / res.best.cost_usd - 1:+.2%} vs best (${own.cost_usd - res.best.cost_usd:,.0f})"
