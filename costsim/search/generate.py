@@ -145,12 +145,14 @@ def search_generate(sc, index: int, base_dir: Path = Path("."), objective: str =
         if progress is not None:
             progress(total, total)
         if pre and dec:
+            n_tried = evaluated           # the pairs below re-cost candidates already counted
             best_p = next(p for p in prefill_cands if p is not None
                           and {k: getattr(p, k) for k in _KEYS} == pre[0].prefill)
             found = [c for c in (attempt(best_p, next(d for d in decode_cands
                                                        if {k: getattr(d, k) for k in _KEYS} == x.serving))
                                  for x in dec[:top]) if c]
             found.sort(key=lambda c: float(f"{c.gpu_hours:.12g}"))
+            evaluated = n_tried
     own, own_error = None, None
     try:
         own = cost(own_prefill, ph.serving)
