@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from test_search_serve import _json, close  # noqa: E402  (the same CLI runner and tolerance as the serve search)
 from costsim.cli import app
 from costsim.estimate import estimate
 from costsim.scenario import load_scenario
@@ -21,16 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DISTILL = ROOT / "scenarios/distillation.yaml"
 PHASE = "generate-800k-samples"
 runner = CliRunner()
-
-
-def close(a: float, b: float, rel: float = 1e-9) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=0.0)
-
-
-def _json(path: Path, *args: str) -> dict:
-    out = runner.invoke(app, ["search", str(path), "--format", "json", *args])
-    assert out.exit_code == 0, out.output[-2000:]
-    return json.loads(out.stdout)
 
 
 def _estimate(path: Path, i: int, **roles: dict):
