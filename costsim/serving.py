@@ -22,19 +22,37 @@ from .post_training import ceil_div, check_serving, nodes
 def _rates(model, hw, eff, prefill, decode, prompt_tokens: float, cache_hit: float, context: float,
            target: float | None, prefill_key: str, key: str, prompt_sigma: float = 0.0):
     """(prefill input tokens/s per GPU, the decode point) of these instances; errors name `prefill_key` or `key`
-    (the decode instance)."""
-    from .infer.cost import decode_for_speed, prefill_throughput
-    from .infer.plan import ServingPlan
-
+    (the decode instance). Both instances are checked before either is costed."""
     check_serving(model, hw, prefill, prefill_key)
     check_serving(model, hw, decode, key)
+    pf = prefill_rate(model, hw, eff, prefill, decode.mtp_tokens, prompt_tokens, cache_hit, prompt_sigma,
+                      prefill_key, check=False)
+    return pf, decode_point(model, hw, eff, decode, context, target, key, check=False)
+
+
+def prefill_rate(model, hw, eff, prefill, decode_mtp_tokens: float, prompt_tokens: float, cache_hit: float,
+                 prompt_sigma: float, key: str, check: bool = True) -> float:
+    """Input tokens/s per GPU of a prefill instance, its batch checked against memory; errors name `key`."""
+    from .infer.cost import prefill_throughput
+    from .infer.plan import ServingPlan
+
+    if check:
+        check_serving(model, hw, prefill, key)
     # the prefill instance runs the MTP module over the prompt when decode drafts with it (its KV cache is filled
     # there), so it takes the decode plan's draft tokens
-    pp = ServingPlan(**(prefill.model_dump() | {"mtp_tokens": max(prefill.mtp_tokens, decode.mtp_tokens)}))
-    dp = ServingPlan(**decode.model_dump())
-    _check_prefill_memory(model, hw, pp, prompt_tokens, cache_hit, prefill_key)
-    pf = prefill_throughput(model, hw, pp, eff, prompt_tokens, cache_hit, prompt_sigma=prompt_sigma)
-    point = decode_for_speed(model, hw, dp, eff, context, target)
+    pp = ServingPlan(**(prefill.model_dump() | {"mtp_tokens": max(prefill.mtp_tokens, decode_mtp_tokens)}))
+    _check_prefill_memory(model, hw, pp, prompt_tokens, cache_hit, key)
+    return prefill_throughput(model, hw, pp, eff, prompt_tokens, cache_hit, prompt_sigma=prompt_sigma)
+
+
+def decode_point(model, hw, eff, decode, context: float, target: float | None, key: str, check: bool = True):
+    """The decode point of a decode instance at this context and speed target; errors name `key`."""
+    from .infer.cost import decode_for_speed
+    from .infer.plan import ServingPlan
+
+    if check:
+        check_serving(model, hw, decode, key)
+    point = decode_for_speed(model, hw, ServingPlan(**decode.model_dump()), eff, context, target)
     if point.limited_by == "too-slow":
         raise PlanError(f"{key}: the speed target {target:g} tokens/s per request is out of reach: one sequence "
                         f"per data-parallel rank already runs at {point.tokens_per_s_per_request:.1f} tokens/s at {context:,.0f} "
@@ -45,7 +63,13 @@ def _rates(model, hw, eff, prefill, decode, prompt_tokens: float, cache_hit: flo
                         f"{decode.tp * decode.dp} GPUs (more tp/ep, fp8, or a shorter context)"
                         + (f", or the speed target {target:g} tokens/s per request is out of reach"
                            if target else ""))
-    return pf, point
+    return point
+
+
+def serve_context(ph) -> tuple[float, float]:
+    """(mean output tokens per request, mean KV length per output token in decode) of a serve phase."""
+    out_per_req = ph.output_per_request or ph.output_tokens * ph.prompt_tokens / ph.input_tokens
+    return out_per_req, ph.context_tokens or ph.prompt_tokens + out_per_req / 2
 
 
 def _check_prefill_memory(model, hw, plan, prompt_tokens: float, cache_hit: float, key: str) -> None:
@@ -71,8 +95,7 @@ def deployed_gpus(load_gpus: float, instance_gpus: int, whole: bool) -> float:
 
 
 def estimate_serve(sc, i: int, ph, model, hw, eff, price: float) -> PhaseEstimate:
-    out_per_req = ph.output_per_request or ph.output_tokens * ph.prompt_tokens / ph.input_tokens
-    context = ph.context_tokens or ph.prompt_tokens + out_per_req / 2
+    out_per_req, context = serve_context(ph)
     where = f"phases[{i}] ({ph.name})"
     pf, point = _rates(model, hw, eff, ph.prefill, ph.decode, ph.prompt_tokens, ph.cache_hit, context,
                        ph.tokens_per_s_per_request, f"{where}.prefill", f"{where}.decode", ph.prompt_sigma)

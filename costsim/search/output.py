@@ -127,6 +127,13 @@ def serving_label(s: dict) -> str:
             + (f" r{s['redundant_experts']}" if s["redundant_experts"] else ""))   # r: redundant experts
 
 
+def _vs_best(own, best) -> str:
+    """How much dearer the scenario's own plan is than the search's best ('' without a best)."""
+    if best is None:
+        return ""
+    return f" — {own.cost_usd / best.cost_usd - 1:+.2%} vs best (${own.cost_usd - best.cost_usd:,.0f})"
+
+
 def render_serve(res, console: Console) -> None:
     def counts(role: str) -> str:
         rej = ", ".join(f"{k} {v:,}" for k, v in sorted(res.rejected[role].items(), key=lambda kv: -kv[1]))
@@ -160,9 +167,8 @@ def render_serve(res, console: Console) -> None:
     else:
         console.print("best:     " + line(res.best), highlight=False)
     if res.scenario_plan is not None:
-        gap = (f" — {res.scenario_plan.cost_usd / res.best.cost_usd - 1:+.2%} vs best"
-               f" (${res.scenario_plan.cost_usd - res.best.cost_usd:,.0f})" if res.best else "")
-        console.print("scenario: " + line(res.scenario_plan) + gap, highlight=False)
+        console.print("scenario: " + line(res.scenario_plan) + _vs_best(res.scenario_plan, res.best),
+                      highlight=False)
     else:
         console.print(f"scenario: infeasible: {res.scenario_error}", highlight=False)
 
@@ -218,10 +224,8 @@ def render_generate(res, console: Console) -> None:
         console.print(t)
     if res.scenario_plan is not None:
         own = res.scenario_plan
-        gap = (f" — {own.cost_usd / res.best.cost_usd - 1:+.2%} vs best (${own.cost_usd - res.best.cost_usd:,.0f})"
-               if res.best else "")
         console.print(f"scenario: {_gen_label(own)}: {own.gpu_hours:,.0f} GPU-h, {own.wall_clock_days:.2f} days, "
-                      f"${own.cost_usd:,.0f}{gap}", highlight=False)
+                      f"${own.cost_usd:,.0f}{_vs_best(own, res.best)}", highlight=False)
     else:
         console.print(f"scenario: infeasible: {res.scenario_error}", highlight=False)
 

@@ -5,8 +5,8 @@ rate / decode tokens/s per GPU), each rounded up to whole instances (costsim/ser
 `whole_instances`): two independent terms — so the cheapest plan is the prefill instance that needs the fewest
 GPUs plus the decode instance that does at the phase's speed target, each searched on its own (a grid of
 n + m candidates, not n·m pairs). With whole instances a smaller, slower instance can beat a faster one that
-rounds up worse. Every candidate is costed as `serving._rates` costs the scenario's own instances (the same
-checks, memory test and infer/cost.py calls), so its figures are those of `costsim estimate --set
+rounds up worse. Every candidate is costed by `serving.prefill_rate` / `serving.decode_point`, the functions
+`estimate` costs the scenario's own instances with, so its figures are those of `costsim estimate --set
 phases.I.decode.dp=…` (tests/test_search_serve.py).
 """
 from __future__ import annotations
@@ -197,38 +197,27 @@ def phase_context(sc, index: int, base_dir: Path, objective: str, top: int, what
 
 def search_serve(sc, index: int, base_dir: Path = Path("."), objective: str = "cost", top: int = 10,
                  progress: Callable[[int, int], None] | None = None) -> ServeSearchResult:
-    from ..infer.cost import decode_for_speed, prefill_throughput
-    from ..infer.plan import ServingPlan
-    from ..post_training import ceil_div, check_serving, nodes
-    from ..serving import _check_prefill_memory, deployed_gpus
+    from ..post_training import ceil_div, nodes
+    from ..serving import decode_point, deployed_gpus, prefill_rate, serve_context
 
     t0 = time.perf_counter()
     ph, where, model, hw, eff, price = phase_context(sc, index, base_dir, objective, top,
                                                      "a serve phase's period is fixed")
-    # as estimate_serve
-    out_per_req = ph.output_per_request or ph.output_tokens * ph.prompt_tokens / ph.input_tokens
-    context = ph.context_tokens or ph.prompt_tokens + out_per_req / 2
+    _, context = serve_context(ph)
     seconds, u, target = ph.hours * 3600, ph.utilization, ph.tokens_per_s_per_request
-    # the prefill instance runs MTP over the prompt when decode drafts (serving._rates): decode's mtp_tokens is
-    # the scenario's in every candidate, so prefill's rate does not depend on which decode instance is chosen
+    # the prefill instance runs MTP over the prompt when decode drafts (serving.prefill_rate): decode's mtp_tokens
+    # is the scenario's in every candidate, so prefill's rate does not depend on which decode instance is chosen
     mtp = ph.decode.mtp_tokens
 
     def cost_prefill(s):
-        check_serving(model, hw, s, f"{where}.prefill")
-        plan = ServingPlan(**(s.model_dump() | {"mtp_tokens": max(s.mtp_tokens, mtp)}))
-        _check_prefill_memory(model, hw, plan, ph.prompt_tokens, ph.cache_hit, f"{where}.prefill")
-        pf = prefill_throughput(model, hw, plan, eff, ph.prompt_tokens, ph.cache_hit, prompt_sigma=ph.prompt_sigma)
+        pf = prefill_rate(model, hw, eff, s, mtp, ph.prompt_tokens, ph.cache_hit, ph.prompt_sigma,
+                          f"{where}.prefill")
         g = deployed_gpus(ph.input_tokens / seconds / (pf * u), s.tp * s.dp, ph.whole_instances)
         return Instance("prefill", {k: getattr(s, k) for k in _KEYS}, s.tp * s.dp, pf,
                         ph.input_tokens / seconds / nodes(g, hw), nodes(g, hw), ceil_div(g, s.tp * s.dp))
 
     def cost_decode(s):
-        check_serving(model, hw, s, f"{where}.decode")
-        pt = decode_for_speed(model, hw, ServingPlan(**s.model_dump()), eff, context, target)
-        if pt.limited_by == "too-slow":
-            raise PlanError(f"{where}.decode: the speed target {target:g} tokens/s per request is out of reach")
-        if not (pt.batch_per_gpu > 0 and pt.tokens_per_s_per_gpu > 0):
-            raise PlanError(f"{where}.decode: no decode batch fits")
+        pt = decode_point(model, hw, eff, s, context, target, f"{where}.decode")
         g = deployed_gpus(ph.output_tokens / seconds / (pt.tokens_per_s_per_gpu * u), s.tp * s.dp,
                           ph.whole_instances)
         return Instance("decode", {k: getattr(s, k) for k in _KEYS}, s.tp * s.dp, pt.tokens_per_s_per_gpu,
