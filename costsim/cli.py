@@ -163,8 +163,12 @@ def estimate(
         "--seed", help="Seed of the run's Monte-Carlo (overrides reliability.seed).")] = None,
     replicates: Annotated[Optional[int], typer.Option(
         "--replicates", help="Monte-Carlo replicates (overrides reliability.replicates).")] = None,
+    ranges: Annotated[bool, typer.Option(
+        "--ranges/--no-ranges", help="Cost the scenario's `ranges:` (inputs it is not sure of) at each value and "
+                                     "over all their combinations.")] = True,
 ) -> None:
-    """Estimate every phase of a training run: step time, GPU-hours, days, $, MFU, memory per GPU."""
+    """Estimate every phase of a training run: step time, GPU-hours, days, $, MFU, memory per GPU; and, where
+    the scenario lists `ranges:`, what the inputs it is not sure of do to the answer."""
     from .estimate import estimate as run_estimate
     from .scenario import load_scenario
 
@@ -178,12 +182,27 @@ def estimate(
             what = "simulating" if simulate else "estimating"
             with _stderr().status(f"{what} {sc.name}…", spinner="dots"):
                 est = run_estimate(sc, base_dir=scenario.parent, simulate=simulate)
+        if ranges and sc.ranges:
+            est.ranges = _cost_ranges(sc, scenario.parent, show=format is EstimateFormat.table)
     if format is EstimateFormat.json:
         _print_json(report.estimate_to_dict(est))
     elif format is EstimateFormat.csv:
         typer.echo(report.estimate_to_csv(est), nl=False)
     else:
         report.render_estimate(est, Console())
+
+
+def _cost_ranges(sc, base_dir: Path, show: bool):
+    """costsim.ranges.assumption_ranges, with a progress bar on stderr when `show`."""
+    from .ranges import assumption_ranges, count_runs
+
+    if not show:
+        return assumption_ranges(sc, base_dir)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    with Progress(TextColumn("ranges"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=_stderr(), transient=True) as bar:
+        task = bar.add_task("ranges", total=count_runs(sc))
+        return assumption_ranges(sc, base_dir, progress=lambda done, total: bar.update(task, completed=done))
 
 
 @app.command()

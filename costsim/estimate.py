@@ -65,6 +65,7 @@ class Estimate:
     phases: list[PhaseEstimate]
     run: "object | None" = None          # costsim.sim.run.RunSummary when simulated
     price_pinned: bool = False           # usd_per_gpu_hour from the scenario's pricing, not the GPU's profile
+    ranges: "object | None" = None       # costsim.ranges.Ranges when the scenario's `ranges:` were costed
 
     @property
     def gpu_hours(self) -> float:

@@ -21,6 +21,7 @@ from rich.text import Text
 from .estimate import Estimate, PhaseEstimate
 from .hardware import HardwareProfile
 from .model import ModelSpec
+from .report_ranges import CSV_KEYS as RANGE_CSV_KEYS, csv_keys as range_csv_keys, ranges_dict, ranges_render
 
 _BREAKDOWN_KEYS = ("forward", "backward", "bubble", "exposed_comm", "optimizer")
 _MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "reserved", "total", "capacity")
@@ -97,6 +98,7 @@ def estimate_to_dict(est: Estimate) -> dict:
                  | {k: v for k, v in _band_keys(_total_band(bands)).items() if not k.startswith("step_time")},
         "simulation": _simulation_dict(est),
         "error_band": _band_about(est),
+        "assumption_ranges": ranges_dict(getattr(est, "ranges", None)),
     }
 
 
@@ -106,7 +108,7 @@ CSV_COLUMNS = ("scenario", "phase", "reported", "gpu", "num_gpus", "usd_per_gpu_
                "step_time_s", "step_time_s_p10", "step_time_s_p90", "gpu_hours", "gpu_hours_p10", "gpu_hours_p90",
                "wall_clock_days", "wall_clock_days_p10", "wall_clock_days_p90", "cost_usd", "cost_usd_p10",
                "cost_usd_p90", "energy_mwh", "mfu", "model_tflops_per_gpu", "hardware_tflops_per_gpu",
-               "tokens_per_s_per_gpu", "simulated_step_time_s", "kind")
+               "tokens_per_s_per_gpu", "simulated_step_time_s", "kind") + RANGE_CSV_KEYS
 
 
 def estimate_to_csv(est: Estimate) -> str:
@@ -118,9 +120,11 @@ def estimate_to_csv(est: Estimate) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
+    r = getattr(est, "ranges", None)
     for p in d["phases"]:
-        w.writerow(common | {k: p.get(k) for k in CSV_COLUMNS if k in p} | {"phase": p["name"]})
-    w.writerow(common | {"phase": "total", "reported": ""} | d["total"])
+        w.writerow(common | {k: p.get(k) for k in CSV_COLUMNS if k in p} | {"phase": p["name"]}
+                   | range_csv_keys(r, p["name"]))
+    w.writerow(common | {"phase": "total", "reported": ""} | d["total"] | range_csv_keys(r, None))
     return buf.getvalue()
 
 
@@ -323,6 +327,8 @@ def render_estimate(est: Estimate, console: Console) -> None:
             ("p10–p90 ", "bold"), f"{fmt_hours(lo[0])}–{fmt_hours(hi[0])} GPU-h · {fmt_days(lo[1])}–"
             f"{fmt_days(hi[1])} days · {fmt_usd(lo[2])}–{fmt_usd(hi[2])}",
             (f"  (the model's own error: held-out validation errors, {_regimes_text(est)})", "dim")))
+    if getattr(est, "ranges", None) is not None:
+        console.print(ranges_render(est.ranges, est.cost_usd, fmt_hours, fmt_days, fmt_usd))
     console.print(Text("efficiency (global): " + efficiency_line(est), style="dim"))
     if getattr(est, "run", None) is not None:
         console.print(_simulation_table(est))

@@ -6,10 +6,11 @@ Phases inherit `precision`, `seq_len` and `global_batch_size` from the phase bef
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import Discriminator, Field, PrivateAttr, Tag, ValidationError, field_validator, model_validator
 
 from .errors import ScenarioError
 from .fields import MAX_SIZE, MAX_TOKENS, Float, Int, Strict
@@ -184,6 +185,31 @@ class Efficiency(_Strict):
                                            "lost while a communication kernel runs beside it")
 
 
+MAX_RANGES = 8
+MAX_RANGE_VALUES = 16
+MAX_RANGE_COMBINATIONS = 256
+
+
+class Range(_Strict):
+    """An input the scenario is not sure of: the values it may take, and where they come from. `costsim estimate`
+    costs the scenario at each value (the rest as written) and over every combination of the ranges
+    (costsim/ranges.py)."""
+    key: str = Field(min_length=1, max_length=200, description="the scenario key to vary, written as for --set "
+                     "(e.g. phases.0.tokens_per_s_per_request, parallelism.ep)")
+    values: list[Any] = Field(min_length=2, max_length=MAX_RANGE_VALUES, description="the values it may take "
+                              "(any YAML value the key accepts), e.g. the ends of a published range")
+    source: str | None = Field(default=None, max_length=400, description="where the values come from (a "
+                               "publication, a measurement, or 'assumed: …')")
+
+    @field_validator("key")
+    @classmethod
+    def _not_ranges(cls, value: str) -> str:
+        head = value.strip().split(".")[0]
+        if head == "ranges":
+            raise ValueError("a range cannot vary the ranges themselves")
+        return value.strip()
+
+
 class Scenario(_Strict):
     name: str = Field(max_length=200, description="scenario name, shown in the output")
     model: str | dict[str, Any] = Field(description="a built-in model name (`costsim profiles`), "
@@ -203,6 +229,17 @@ class Scenario(_Strict):
                                      "--simulate (defaults: costsim/sim/reliability.py)")
     search: SearchSpace | None = Field(default=None, description="plan space for `costsim search` (each key a "
                                        "value or a list; omitted keys take defaults)")
+    ranges: list[Range] = Field(default=[], max_length=MAX_RANGES, description="inputs the scenario is not sure "
+                                "of, each a key and the values it may take: `costsim estimate` shows the cost at "
+                                "each value and the span over every combination (costsim/ranges.py)")
+    _raw: dict | None = PrivateAttr(default=None)   # the validated mapping, for costsim/ranges.py to vary
+
+    @property
+    def raw(self) -> dict:
+        """A copy of the mapping this scenario was validated from (overrides applied)."""
+        if self._raw is None:
+            return self.model_dump(mode="json", exclude_unset=True)
+        return copy.deepcopy(self._raw)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -220,6 +257,20 @@ class Scenario(_Strict):
                 raise ValueError(f"phases[{i}].name: '{clip(ph.name, 40)}' repeats phases[{seen[ph.name]}].name; "
                                  "phase names must be unique")
             seen[ph.name] = i
+        return self
+
+    @model_validator(mode="after")
+    def _ranges_apart(self) -> "Scenario":
+        seen: dict[str, int] = {}
+        combos = 1
+        for i, r in enumerate(self.ranges):
+            if r.key in seen:
+                raise ValueError(f"ranges[{i}].key: '{clip(r.key, 60)}' repeats ranges[{seen[r.key]}].key")
+            seen[r.key] = i
+            combos *= len(r.values)
+        if combos > MAX_RANGE_COMBINATIONS:
+            raise ValueError(f"ranges: {combos:,} combinations of their values; the limit is "
+                             f"{MAX_RANGE_COMBINATIONS} (fewer values or fewer ranges)")
         return self
 
 
@@ -251,43 +302,49 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise ScenarioError(f"--set {clip(item, 60)}: expected key=value, e.g. parallelism.pp=8")
         key, value = item.split("=", 1)
         shown = clip(key, 60)
-        path = key.strip().split(".")
-        if len(path) > 16:
-            raise ScenarioError(f"--set {shown}: {len(path)} levels of keys; the limit is 16")
-        if not all(part.strip() for part in path):
-            raise ScenarioError(f"--set {shown}={clip(value, 30)}: empty key name; expected key=value, "
-                                "e.g. parallelism.pp=8")
-        node = raw
-        for part in path[:-1]:
-            if isinstance(node, list):
-                node = node[_index(part, key, len(node))]
-            else:
-                node = node.setdefault(part, {})
-            if not isinstance(node, (dict, list)):
-                raise ScenarioError(f"--set {shown}: '{clip(part, 40)}' is not a mapping")
-        leaf = path[-1]
         try:
             parsed = parse_yaml(value, f"--set {shown}")
         except LoadError as exc:
             raise ScenarioError(str(exc)) from None
+        set_key(raw, key, parsed, f"--set {shown}", value)
+    return raw
+
+
+def set_key(raw: dict, key: str, value: Any, where: str, shown_value: str | None = None) -> dict:
+    """raw[a][b][c] = value for the dotted key `a.b.c` (list indices as numbers; missing mappings created);
+    errors start with `where`."""
+    path = key.strip().split(".")
+    if len(path) > 16:
+        raise ScenarioError(f"{where}: {len(path)} levels of keys; the limit is 16")
+    if not all(part.strip() for part in path):
+        shown = f"={clip(shown_value, 30)}" if shown_value is not None else ""
+        raise ScenarioError(f"{where}{shown}: empty key name; expected key=value, e.g. parallelism.pp=8")
+    node = raw
+    for part in path[:-1]:
         if isinstance(node, list):
-            node[_index(leaf, key, len(node))] = parsed
+            node = node[_index(part, key, len(node), where)]
         else:
-            node[leaf] = parsed
+            node = node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise ScenarioError(f"{where}: '{clip(part, 40)}' is not a mapping")
+    leaf = path[-1]
+    if isinstance(node, list):
+        node[_index(leaf, key, len(node), where)] = value
+    else:
+        node[leaf] = value
     return raw
 
 
 MAX_OVERRIDES = 100
 
 
-def _index(part: str, key: str, length: int) -> int:
-    shown = clip(key, 60)
+def _index(part: str, key: str, length: int, where: str) -> int:
     try:
         i = int(part)
     except ValueError:
-        raise ScenarioError(f"--set {shown}: '{clip(part, 40)}' must be a list index") from None
+        raise ScenarioError(f"{where}: '{clip(part, 40)}' must be a list index") from None
     if not 0 <= i < length:
-        raise ScenarioError(f"--set {shown}: index {i} out of range (the list has {length} entries: "
+        raise ScenarioError(f"{where}: index {i} out of range (the list has {length} entries: "
                             f"0…{length - 1})")
     return i
 
@@ -305,10 +362,32 @@ def read_yaml(path: Path) -> dict:
 
 
 def parse_scenario(raw: dict, source: str = "scenario") -> Scenario:
+    """Validate a raw mapping; each value of each of its `ranges` must make a valid scenario too."""
     try:
-        return Scenario.model_validate(raw)
+        sc = Scenario.model_validate(raw)
     except ValidationError as exc:
         raise ScenarioError(one_line(exc, f"{source}: ")) from None
+    sc._raw = copy.deepcopy(raw)
+    for i, r in enumerate(sc.ranges):
+        for value in r.values:
+            vary(sc, {r.key: value}, f"{source}: ranges[{i}]")
+    return sc
+
+
+def vary(sc: Scenario, values: dict[str, Any], where: str = "ranges") -> Scenario:
+    """The scenario with each key of `values` set to its value, its ranges dropped; errors start with `where` and
+    name the key and value."""
+    raw = sc.raw
+    raw.pop("ranges", None)
+    label = ", ".join(f"{k}={short(v)}" for k, v in values.items())
+    for k, v in values.items():
+        set_key(raw, k, v, f"{where} ({clip(label, 100)})")
+    try:
+        out = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(one_line(exc, f"{where} ({clip(label, 100)}): ")) from None
+    out._raw = raw
+    return out
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
