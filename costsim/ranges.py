@@ -28,7 +28,8 @@ FIGURES = ("gpu_hours", "wall_clock_days", "cost_usd")
 
 @dataclass(frozen=True)
 class Outcome:
-    """The estimate with `values` (key → value) set: totals and per-phase figures (FIGURES)."""
+    """The estimate with `values` (range label → value; a range's every key takes its value) set: totals and
+    per-phase figures (FIGURES)."""
     values: dict[str, Any]
     total: dict[str, float]
     by_phase: dict[str, dict[str, float]]
@@ -36,7 +37,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class KeyRange:
-    key: str
+    key: str | list[str]             # as the scenario gives it
+    label: str                       # as shown: the first key (+N more)
     source: str | None
     outcomes: list[Outcome]          # one per value, in the scenario's order
 
@@ -87,9 +89,11 @@ def assumption_ranges(sc: Scenario, base_dir: Path = Path("."),
     memo: dict[str, Outcome] = {}
 
     def outcome(values: dict[str, Any]) -> Outcome:
+        """values: range label → value."""
         tag = json.dumps(sorted(values.items()), sort_keys=True, default=str)
         if tag not in memo:
-            varied = vary(sc, values)
+            setting = {k: values[r.label] for r in sc.ranges if r.label in values for k in r.keys}
+            varied = vary(sc, setting)
             try:
                 est = estimate(varied, base_dir=base_dir)
             except CostsimError as exc:
@@ -100,8 +104,8 @@ def assumption_ranges(sc: Scenario, base_dir: Path = Path("."),
                 progress(len(memo), runs)
         return memo[tag]
 
-    keys = [KeyRange(r.key, r.source, [outcome({r.key: v}) for v in r.values]) for r in sc.ranges]
-    grid = [outcome(dict(zip((r.key for r in sc.ranges), combo)))
+    keys = [KeyRange(r.key, r.label, r.source, [outcome({r.label: v}) for v in r.values]) for r in sc.ranges]
+    grid = [outcome(dict(zip((r.label for r in sc.ranges), combo)))
             for combo in itertools.product(*(r.values for r in sc.ranges))]
     total, by_phase = _span(grid)
     lowest = min(grid, key=lambda o: o.total["cost_usd"]).values

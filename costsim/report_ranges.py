@@ -35,7 +35,7 @@ def ranges_dict(r: Ranges | None) -> dict | None:
         "what": ABOUT,
         "combinations": r.combinations,
         "keys": [{"key": k.key, "source": k.source,
-                  "values": [{"value": _value(o.values[k.key])} | {f: _num(o.total[f]) for f in FIGURES}
+                  "values": [{"value": _value(o.values[k.label])} | {f: _num(o.total[f]) for f in FIGURES}
                              for o in k.outcomes]} for k in r.keys],
         "total": {f: [_num(lo), _num(hi)] for f, (lo, hi) in r.total.items()},
         "by_phase": {n: {f: [_num(lo), _num(hi)] for f, (lo, hi) in figs.items()} for n, figs in r.by_phase.items()},
@@ -71,9 +71,9 @@ def ranges_render(r: Ranges, base_cost: float, fmt_hours, fmt_days, fmt_usd) -> 
     for k in r.keys:
         for i, o in enumerate(k.outcomes):
             rel = o.total["cost_usd"] / base_cost - 1 if base_cost else 0.0
-            t.add_row(k.key if i == 0 else "", _short(o.values[k.key]), fmt_hours(o.total["gpu_hours"]),
+            t.add_row(k.label if i == 0 else "", _short(o.values[k.label]), fmt_hours(o.total["gpu_hours"]),
                       fmt_days(o.total["wall_clock_days"]), fmt_usd(o.total["cost_usd"]), f"{100 * rel:+.1f}%")
-    sources = [Text.assemble(f"{k.key}: ", (k.source or "no source given", "dim")) for k in r.keys]
+    sources = [Text.assemble(f"{k.label}: ", (k.source or "no source given", "dim")) for k in r.keys]
     (hlo, hhi), (dlo, dhi), (clo, chi) = (r.total[f] for f in FIGURES)
     what = "combination" if r.combinations == 1 else "combinations"
     span = Text.assemble(

@@ -188,14 +188,16 @@ class Efficiency(_Strict):
 MAX_RANGES = 8
 MAX_RANGE_VALUES = 16
 MAX_RANGE_COMBINATIONS = 256
+MAX_RANGE_KEYS = 32
 
 
 class Range(_Strict):
     """An input the scenario is not sure of: the values it may take, and where they come from. `costsim estimate`
     costs the scenario at each value (the rest as written) and over every combination of the ranges
     (costsim/ranges.py)."""
-    key: str = Field(min_length=1, max_length=200, description="the scenario key to vary, written as for --set "
-                     "(e.g. phases.0.tokens_per_s_per_request, parallelism.ep)")
+    key: str | list[str] = Field(description="the scenario key to vary, written as for --set (e.g. "
+                                 "phases.0.tokens_per_s_per_request), or a list of keys that take the same value "
+                                 "(one assumption used in several places)")
     values: list[Any] = Field(min_length=2, max_length=MAX_RANGE_VALUES, description="the values it may take "
                               "(any YAML value the key accepts), e.g. the ends of a published range")
     source: str | None = Field(default=None, max_length=400, description="where the values come from (a "
@@ -203,11 +205,27 @@ class Range(_Strict):
 
     @field_validator("key")
     @classmethod
-    def _not_ranges(cls, value: str) -> str:
-        head = value.strip().split(".")[0]
-        if head == "ranges":
-            raise ValueError("a range cannot vary the ranges themselves")
-        return value.strip()
+    def _keys(cls, value: str | list[str]) -> str | list[str]:
+        keys = [value] if isinstance(value, str) else value
+        if not 1 <= len(keys) <= MAX_RANGE_KEYS:
+            raise ValueError(f"expected one key or a list of 1 to {MAX_RANGE_KEYS}; got {len(keys)}")
+        keys = [k.strip() for k in keys]
+        for k in keys:
+            if not k or len(k) > 200:
+                raise ValueError("a key must hold 1 to 200 characters")
+            if k.split(".")[0] == "ranges":
+                raise ValueError("a range cannot vary the ranges themselves")
+        return keys[0] if isinstance(value, str) else keys
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.key] if isinstance(self.key, str) else list(self.key)
+
+    @property
+    def label(self) -> str:
+        """The key as shown: the first one, and how many more take the same value."""
+        more = len(self.keys) - 1
+        return self.keys[0] + (f" (+{more} more)" if more else "")
 
 
 class Scenario(_Strict):
@@ -264,9 +282,11 @@ class Scenario(_Strict):
         seen: dict[str, int] = {}
         combos = 1
         for i, r in enumerate(self.ranges):
-            if r.key in seen:
-                raise ValueError(f"ranges[{i}].key: '{clip(r.key, 60)}' repeats ranges[{seen[r.key]}].key")
-            seen[r.key] = i
+            for k in r.keys:
+                if k in seen:
+                    raise ValueError(f"ranges[{i}].key: '{clip(k, 60)}' is varied by ranges[{seen[k]}] already"
+                                     if seen[k] != i else f"ranges[{i}].key: '{clip(k, 60)}' is listed twice")
+                seen[k] = i
             combos *= len(r.values)
         if combos > MAX_RANGE_COMBINATIONS:
             raise ValueError(f"ranges: {combos:,} combinations of their values; the limit is "
@@ -370,7 +390,7 @@ def parse_scenario(raw: dict, source: str = "scenario") -> Scenario:
     sc._raw = copy.deepcopy(raw)
     for i, r in enumerate(sc.ranges):
         for value in r.values:
-            vary(sc, {r.key: value}, f"{source}: ranges[{i}]")
+            vary(sc, dict.fromkeys(r.keys, value), f"{source}: ranges[{i}]")
     return sc
 
 

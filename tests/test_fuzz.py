@@ -176,6 +176,12 @@ def check_outcome(result) -> None:
     assert tot["gpu_hours"] == pytest.approx(total_h, rel=1e-6)
     assert tot["cost_usd"] == pytest.approx(tot["gpu_hours"] * price, rel=1e-6)
     assert tot["wall_clock_days"] == pytest.approx(sum(ph["wall_clock_days"] for ph in data["phases"]), rel=1e-6)
+    ranges = data.get("assumption_ranges")
+    if ranges:
+        assert ranges["combinations"] >= 2
+        for span in [ranges["total"], *ranges["by_phase"].values()]:
+            for key, (lo, hi) in span.items():
+                assert 0 <= lo <= hi, (key, lo, hi)
     sim = data.get("simulation")
     if sim:
         for key in ("wall_clock_days", "gpu_hours", "goodput", "failures"):

@@ -1,0 +1,174 @@
+"""Assumption ranges (`ranges:` in a scenario, costsim/ranges.py): each point equals `estimate --set` with that
+value, the span is the min and max of `estimate --set` over every combination (run here one by one through the
+CLI's --set path, not through costsim.ranges), and bad ranges fail with one line naming them."""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_cli import make_runner
+from costsim.cli import app
+from costsim.scenario import MAX_RANGE_COMBINATIONS, load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ROOT / "scenarios" / "gpt3-175b-h100.yaml"
+SERVING = ROOT / "scenarios" / "deepseek-v3-serving.yaml"
+runner = make_runner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def estimate_json(path, *sets) -> dict:
+    res = invoke("estimate", path, "--format", "json", "--no-ranges", *[x for s in sets for x in ("--set", s)])
+    assert res.exit_code == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def with_ranges(tmp_path: Path, ranges: list, base: Path = SMALL) -> Path:
+    raw = yaml.safe_load(base.read_text())
+    raw["ranges"] = ranges
+    out = tmp_path / "ranged.yaml"
+    out.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
+    return out
+
+
+SMALL_RANGES = [
+    {"key": "parallelism.recompute", "values": ["selective", "full"], "source": "assumed"},
+    {"key": ["phases.0.tokens", "phases.1.tokens"], "values": [2.0e11, 3.0e11, 4.0e11]},
+]
+
+
+def _yaml_value(v) -> str:
+    return json.dumps(v)
+
+
+def test_points_and_span_equal_estimate_with_set(tmp_path):
+    path = with_ranges(tmp_path, SMALL_RANGES)
+    res = invoke("estimate", path, "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    r = json.loads(res.stdout)["assumption_ranges"]
+    assert r["combinations"] == 6
+    # each value with the other range as the scenario writes it
+    for spec, got in zip(SMALL_RANGES, r["keys"]):
+        keys = [spec["key"]] if isinstance(spec["key"], str) else spec["key"]
+        assert got["key"] == spec["key"] and got["source"] == spec.get("source")
+        for v, point in zip(spec["values"], got["values"]):
+            want = estimate_json(SMALL, *[f"{k}={_yaml_value(v)}" for k in keys])["total"]
+            assert point["value"] == v
+            for f in ("gpu_hours", "wall_clock_days", "cost_usd"):
+                assert point[f] == pytest.approx(want[f], rel=1e-12), (spec["key"], v, f)
+    # the span: min and max over the whole grid, each grid point estimated on its own
+    totals, phases = [], []
+    for rc, tokens in itertools.product(["selective", "full"], [2.0e11, 3.0e11, 4.0e11]):
+        d = estimate_json(SMALL, f"parallelism.recompute={rc}", f"phases.0.tokens={tokens}",
+                          f"phases.1.tokens={tokens}")
+        totals.append(d["total"])
+        phases.append({p["name"]: p for p in d["phases"]})
+    for f in ("gpu_hours", "wall_clock_days", "cost_usd"):
+        assert r["total"][f] == pytest.approx([min(t[f] for t in totals), max(t[f] for t in totals)], rel=1e-12)
+        for name in phases[0]:
+            assert r["by_phase"][name][f] == pytest.approx(
+                [min(p[name][f] for p in phases), max(p[name][f] for p in phases)], rel=1e-12)
+    cheapest = min(range(6), key=lambda i: totals[i]["cost_usd"])
+    rc, tokens = list(itertools.product(["selective", "full"], [2.0e11, 3.0e11, 4.0e11]))[cheapest]
+    assert r["lowest_cost_at"] == {"parallelism.recompute": rc, "phases.0.tokens (+1 more)": tokens}
+    assert (rc, tokens) == ("selective", 2.0e11)        # less recompute, fewer tokens: the obvious cheapest
+
+
+def test_table_csv_and_no_ranges(tmp_path):
+    path = with_ranges(tmp_path, SMALL_RANGES)
+    table = invoke("estimate", path)
+    assert table.exit_code == 0, table.stderr
+    assert "assumption ranges" in table.stdout and "all ranges together" in table.stdout
+    assert "phases.0.tokens (+1 more)" in table.stdout and "no source given" in table.stdout
+    rows = list(csv.DictReader(io.StringIO(invoke("estimate", path, "--format", "csv").stdout)))
+    data = json.loads(invoke("estimate", path, "--format", "json").stdout)["assumption_ranges"]
+    total = next(row for row in rows if row["phase"] == "total")
+    assert float(total["cost_usd_range_min"]) == pytest.approx(data["total"]["cost_usd"][0])
+    assert float(total["gpu_hours_range_max"]) == pytest.approx(data["total"]["gpu_hours"][1])
+    first = rows[0]
+    assert float(first["cost_usd_range_max"]) == pytest.approx(data["by_phase"][first["phase"]]["cost_usd"][1])
+    off = json.loads(invoke("estimate", path, "--format", "json", "--no-ranges").stdout)
+    assert off["assumption_ranges"] is None
+    assert "all ranges together" not in invoke("estimate", path, "--no-ranges").stdout
+    emptied = json.loads(invoke("estimate", path, "--format", "json", "--set", "ranges=[]").stdout)
+    assert emptied["assumption_ranges"] is None
+
+
+def test_scenario_without_ranges_has_none():
+    assert estimate_json(SMALL)["assumption_ranges"] is None
+
+
+def test_serving_day_states_the_published_ranges():
+    """The shipped serving day: its two published ranges, each end costed; the scenario's own point inside."""
+    sc = load_scenario(SERVING)
+    assert [r.key for r in sc.ranges] == ["phases.0.tokens_per_s_per_request", "phases.0.decode.mtp_tokens"]
+    assert [r.values for r in sc.ranges] == [[20, 22], [1.85, 1.90]]
+    assert all(r.source for r in sc.ranges)
+    res = invoke("estimate", SERVING, "--format", "json")
+    d = json.loads(res.stdout)
+    lo, hi = d["assumption_ranges"]["total"]["cost_usd"]
+    assert lo <= d["total"]["cost_usd"] <= hi and lo < hi
+
+
+def test_a_set_applies_before_the_ranges(tmp_path):
+    """--set changes the base; a range's values replace a key --set changed."""
+    path = with_ranges(tmp_path, SMALL_RANGES[:1])
+    base = json.loads(invoke("estimate", path, "--format", "json", "--set", "pricing.usd_per_gpu_hour=4").stdout)
+    want = estimate_json(SMALL, "pricing.usd_per_gpu_hour=4", "parallelism.recompute=full")["total"]
+    assert base["assumption_ranges"]["keys"][0]["values"][1]["cost_usd"] == pytest.approx(want["cost_usd"])
+    over = json.loads(invoke("estimate", path, "--format", "json", "--set", "parallelism.recompute=none").stdout)
+    pts = over["assumption_ranges"]["keys"][0]["values"]
+    assert [v["value"] for v in pts] == ["selective", "full"]
+    assert pts[1]["cost_usd"] == pytest.approx(estimate_json(SMALL, "parallelism.recompute=full")["total"]["cost_usd"])
+
+
+@pytest.mark.parametrize("ranges, expect", [
+    ([{"key": "phases.0.tokenz", "values": [1, 2]}], "ranges[0] (phases.0.tokenz=1): phases.0.tokenz: unknown key"),
+    ([{"key": "phases.0.tokens", "values": [3e11, -1]}], "ranges[0] (phases.0.tokens=-1): phases.0.tokens"),
+    ([{"key": "phases.7.tokens", "values": [1, 2]}], "index 7 out of range"),
+    ([{"key": "phases.0.tokens", "values": [3e11]}], "ranges.0.values"),
+    ([{"key": "ranges.0.values", "values": [1, 2]}], "a range cannot vary the ranges themselves"),
+    ([{"key": "phases.0.tokens", "values": [1e11, 2e11]}, {"key": ["phases.1.tokens", "phases.0.tokens"],
+                                                           "values": [1e11, 2e11]}],
+     "ranges[1].key: 'phases.0.tokens' is varied by ranges[0] already"),
+    ([{"key": ["phases.0.tokens", "phases.0.tokens"], "values": [1e11, 2e11]}], "is listed twice"),
+    ([{"key": f"phases.0.k{i}", "values": list(range(4))} for i in range(5)], "1,024 combinations"),
+    ([{"key": "phases.0.tokens", "values": [1e11, 2e11], "sauce": "x"}], "ranges.0.sauce: unknown key"),
+    ([{"key": [], "values": [1, 2]}], "expected one key or a list of 1 to 32"),
+])
+def test_bad_ranges_fail_in_one_line(tmp_path, ranges, expect):
+    path = with_ranges(tmp_path, ranges)
+    res = invoke("estimate", path, "--format", "json")
+    assert res.exit_code == 2, res.stdout[-500:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert expect in lines[0], lines[0]
+
+
+def test_a_value_that_cannot_run_names_itself(tmp_path):
+    """Valid as a scenario, infeasible as a plan: the estimate's reason, prefixed by the range's value."""
+    path = with_ranges(tmp_path, [{"key": "parallelism.tp", "values": [4, 3]}])
+    res = invoke("estimate", path, "--format", "json")
+    assert res.exit_code == 2
+    line = res.stderr.strip()
+    assert line.startswith("error: ranges (parallelism.tp=3): ") and "\n" not in line, line
+
+
+def test_the_combination_limit_is_the_documented_one():
+    assert MAX_RANGE_COMBINATIONS == 256
+
+
+def test_the_file_is_never_written(tmp_path):
+    path = with_ranges(tmp_path, SMALL_RANGES)
+    before = path.read_bytes()
+    assert invoke("estimate", path).exit_code == 0
+    assert path.read_bytes() == before
