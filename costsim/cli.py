@@ -166,6 +166,10 @@ def estimate(
     ranges: Annotated[bool, typer.Option(
         "--ranges/--no-ranges", help="Cost the scenario's `ranges:` (inputs it is not sure of) at each value and "
                                      "over all their combinations.")] = True,
+    extra_ranges: Annotated[Optional[list[str]], typer.Option(
+        "--range", "-r", metavar="KEY=[V1, V2, …]",
+        help="Add a range to the scenario's (values as YAML); repeatable. E.g. --range "
+             "'phases.0.tokens_per_s_per_request=[20, 22]'")] = None,
 ) -> None:
     """Estimate every phase of a training run: step time, GPU-hours, days, $, MFU, memory per GPU; and, where
     the scenario lists `ranges:`, what the inputs it is not sure of do to the answer."""
@@ -175,7 +179,7 @@ def estimate(
     extra = ([f"reliability.seed={seed}"] if seed is not None else []) + (
         [f"reliability.replicates={replicates}"] if replicates is not None else [])
     with user_errors():
-        sc = load_scenario(scenario, (overrides or []) + extra)
+        sc = load_scenario(scenario, (overrides or []) + extra, extra_ranges)
         if format is not EstimateFormat.table:
             est = run_estimate(sc, base_dir=scenario.parent, simulate=simulate)
         else:

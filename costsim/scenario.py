@@ -410,8 +410,29 @@ def vary(sc: Scenario, values: dict[str, Any], where: str = "ranges") -> Scenari
     return out
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Read and validate a scenario YAML, with optional `key=value` overrides."""
+def load_scenario(path: str | Path, overrides: list[str] | None = None,
+                  ranges: list[str] | None = None) -> Scenario:
+    """Read and validate a scenario YAML, with optional `key=value` overrides and `key=[v1, v2, …]` ranges
+    added to the file's own (the command line's --range)."""
     path = Path(path)
     raw = apply_overrides(read_yaml(path), overrides or [])
+    if ranges:
+        raw["ranges"] = list(raw.get("ranges") or []) + [parse_range(item) for item in ranges]
     return parse_scenario(raw, str(path))
+
+
+def parse_range(item: str) -> dict:
+    """`key=[v1, v2, …]` (values as YAML) → a `ranges:` entry sourced to the command line."""
+    key, sep, value = item.partition("=")
+    shown = clip(key, 60)
+    if not sep or not key.strip():
+        raise ScenarioError(f"--range {clip(item, 60)}: expected key=[v1, v2, …], e.g. "
+                            "phases.0.tokens_per_s_per_request=[20, 22]")
+    try:
+        values = parse_yaml(value, f"--range {shown}")
+    except LoadError as exc:
+        raise ScenarioError(str(exc)) from None
+    if not isinstance(values, list) or len(values) < 2:
+        raise ScenarioError(f"--range {shown}: expected a list of at least 2 values in brackets, e.g. "
+                            f"{shown}=[v1, v2]; got {clip(value, 40)}")
+    return {"key": key.strip(), "values": values, "source": "--range (command line)"}

@@ -172,3 +172,29 @@ def test_the_file_is_never_written(tmp_path):
     before = path.read_bytes()
     assert invoke("estimate", path).exit_code == 0
     assert path.read_bytes() == before
+
+
+def test_range_on_the_command_line_adds_to_the_files(tmp_path):
+    path = with_ranges(tmp_path, SMALL_RANGES[:1])
+    res = invoke("estimate", path, "--format", "json", "--range", "pricing.usd_per_gpu_hour=[2, 3]",
+                 "-r", "phases.1.tokens=[1e11, 2e11]")
+    assert res.exit_code == 0, res.stderr
+    keys = json.loads(res.stdout)["assumption_ranges"]["keys"]
+    assert [k["key"] for k in keys] == ["parallelism.recompute", "pricing.usd_per_gpu_hour", "phases.1.tokens"]
+    assert keys[1]["source"] == "--range (command line)"
+    want = estimate_json(SMALL, "pricing.usd_per_gpu_hour=3")["total"]["cost_usd"]
+    assert keys[1]["values"][1]["cost_usd"] == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("arg, expect", [
+    ("phases.0.tokens=2e11", "expected a list of at least 2 values in brackets"),
+    ("phases.0.tokens", "expected key=[v1, v2, …]"),
+    ("=[1, 2]", "expected key=[v1, v2, …]"),
+    ("phases.0.tokens=[1,", "not valid YAML"),
+    ("phases.0.tokenz=[1, 2]", "ranges[0] (phases.0.tokenz=1): phases.0.tokenz: unknown key"),
+])
+def test_bad_command_line_ranges_fail_in_one_line(arg, expect):
+    res = invoke("estimate", SMALL, "--range", arg)
+    assert res.exit_code == 2
+    line = res.stderr.strip()
+    assert line.startswith("error: ") and "\n" not in line and expect in line, line

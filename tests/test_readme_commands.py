@@ -27,6 +27,8 @@ RUN = {
     "costsim estimate scenarios/deepseek-v3.yaml --simulate --seed 1":
         "estimate scenarios/deepseek-v3.yaml --simulate --seed 1 --replicates 2",
     "costsim estimate scenarios/deepseek-r1.yaml": "estimate scenarios/deepseek-r1.yaml",
+    "costsim estimate scenarios/deepseek-v3.yaml --range 'phases.0.tokens=[13e12, 16e12]'":
+        "estimate scenarios/deepseek-v3.yaml --range 'phases.0.tokens=[13e12, 16e12]'",
     "costsim estimate scenarios/deepseek-v3-serving.yaml": "estimate scenarios/deepseek-v3-serving.yaml",
     "costsim estimate scenarios/distillation.yaml": "estimate scenarios/distillation.yaml",
     "costsim profiles": "profiles",
