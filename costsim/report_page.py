@@ -5,7 +5,8 @@ plotly.js is inlined once, in the page's <head>; every figure is a plain <div> w
 breakdown as a waterfall (exposed communication split by stream); memory per GPU stacked against capacity; one
 simulated step as a timeline; days and dollars against GPU count (the estimate re-run at ¼, ½, 1, 2 and 4 × the
 scenario's GPUs); the same run on each shipped GPU type at that GPU's own price; and the p10–p90 band of the
-model's own error (held-out validation errors, costsim/uncertainty.py).
+model's own error (held-out validation errors, costsim/uncertainty.py), with the scenario's assumption ranges
+(costsim/ranges.py) under it where it states any.
 
 Variants that cannot run (a GPU count the plan does not divide, a plan that does not fit a GPU's memory, FP8 on a
 GPU without it) are left out of their figure and listed under it with the reason.
@@ -67,15 +68,20 @@ def collect(scenario: Path, overrides: list[str] | None = None, progress: Progre
     """Run the base estimate (its errors propagate: CostsimError), then every variant (errors noted)."""
     from .hardware import list_profiles
 
+    from .ranges import assumption_ranges, count_runs
+
     say = progress or (lambda msg: None)
     overrides = list(overrides or [])
     gpus = list_profiles()
-    total = 2 + len(GPU_FACTORS) + len(gpus)
+    sc = load_scenario(scenario, overrides)
+    total = 2 + len(GPU_FACTORS) + len(gpus) + bool(sc.ranges)
     step = iter(range(1, total + 1))
 
     say(f"[{next(step)}/{total}] estimating {scenario}")
-    sc = load_scenario(scenario, overrides)
     est = run_estimate(sc, base_dir=scenario.parent)
+    if sc.ranges:
+        say(f"[{next(step)}/{total}] costing the scenario's {len(sc.ranges)} range(s): {count_runs(sc)} estimates")
+        est.ranges = assumption_ranges(sc, base_dir=scenario.parent)
     data = PageData(est=est, scenario_path=scenario, overrides=overrides)
 
     say(f"[{next(step)}/{total}] simulating one step for the timeline")
@@ -317,6 +323,31 @@ def _summary_table(est: Estimate) -> str:
             "<th>MFU</th></tr>" + "".join(rows) + "</table>")
 
 
+def _ranges_html(est: Estimate) -> str:
+    """The scenario's assumption ranges: each value's cost against the scenario's, and the span of them all."""
+    r = getattr(est, "ranges", None)
+    if r is None:
+        return ""
+    esc = html.escape
+    rows = []
+    for k in r.keys:
+        for i, o in enumerate(k.outcomes):
+            rel = o.total["cost_usd"] / est.cost_usd - 1 if est.cost_usd else 0.0
+            first = (f"<td rowspan=\"{len(k.outcomes)}\">{esc(k.label)}<br><span class=\"meta\">"
+                     f"{esc(k.source or 'no source given')}</span></td>") if i == 0 else ""
+            rows.append(f"<tr>{first}<td>{esc(str(o.values[k.label]))}</td><td>{fmt_hours(o.total['gpu_hours'])}"
+                        f"</td><td>{fmt_days(o.total['wall_clock_days'])}</td><td>{fmt_usd(o.total['cost_usd'])}"
+                        f"</td><td>{100 * rel:+.1f}%</td></tr>")
+    (hlo, hhi), (dlo, dhi), (clo, chi) = (r.total[f] for f in ("gpu_hours", "wall_clock_days", "cost_usd"))
+    return ("<h3>The inputs it is not sure of</h3><p class=\"caption\">The scenario's <code>ranges:</code>: "
+            "each value costed with the rest as written, then every combination of the values (costsim/ranges.py). "
+            "This is the spread of the inputs, not the model's error above.</p><table><tr><th>key</th><th>value"
+            "</th><th>GPU-hours</th><th>days</th><th>cost</th><th>vs scenario</th></tr>" + "".join(rows)
+            + f"<tr><th>all together ({r.combinations} combinations)</th><th></th><th>{fmt_hours(hlo)}–"
+              f"{fmt_hours(hhi)}</th><th>{fmt_days(dlo)}–{fmt_days(dhi)}</th><th>{fmt_usd(clo)}–{fmt_usd(chi)}"
+              "</th><th></th></tr></table>")
+
+
 def build_page(data: PageData) -> str:
     """The whole page as one string: plotly.js once in <head>, then a section per figure."""
     from plotly.offline import get_plotlyjs
@@ -364,7 +395,7 @@ def build_page(data: PageData) -> str:
         ("How sure is it?", FIGURE_IDS[6], fig_uncertainty(est),
          "Left: the whole run's cost with its band; right: each estimated phase's band, as a percentage of its "
          "estimate (hover for dollars, GPU-hours and days). The band is " + band_about + ". Reported phases "
-         "are taken as given and carry no band.", ""),
+         "are taken as given and carry no band.", _ranges_html(est)),
     ]
     body = []
     for title, div_id, fig, caption, extra in sections:

@@ -3,6 +3,7 @@ in headless Chromium (skipped without a `chromium` binary): the screenshot is no
 and the console stays quiet."""
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -76,6 +77,15 @@ def test_every_shipped_scenario(scenario: Path, tmp_path: Path):
     _check_page(out.read_text(encoding="utf-8"))
     assert any(v.est is not None for v in data.by_gpu) and any(v.est is not None for v in data.by_count)
     assert all(v.est is not None or v.skipped for v in data.by_gpu + data.by_count)
+    text = out.read_text(encoding="utf-8")
+    from costsim.scenario import load_scenario
+    ranges = load_scenario(scenario).ranges
+    assert ("The inputs it is not sure of" in text) == bool(ranges)
+    for r in ranges:                      # each range's key, source and the span over all of them
+        assert html.escape(r.label) in text and html.escape(r.source or "no source given") in text
+    if ranges:
+        lo, hi = data.est.ranges.total["cost_usd"]
+        assert lo <= data.est.cost_usd <= hi
 
 
 def test_cli_progress_and_errors(v3_cli, tmp_path: Path):
