@@ -187,7 +187,7 @@ def estimate(
             with _stderr().status(f"{what} {sc.name}…", spinner="dots"):
                 est = run_estimate(sc, base_dir=scenario.parent, simulate=simulate)
         if ranges and sc.ranges:
-            est.ranges = _cost_ranges(sc, scenario.parent, show=format is EstimateFormat.table)
+            est.ranges = _cost_ranges(sc, scenario, show=format is EstimateFormat.table)
     if format is EstimateFormat.json:
         _print_json(report.estimate_to_dict(est))
     elif format is EstimateFormat.csv:
@@ -196,17 +196,18 @@ def estimate(
         report.render_estimate(est, Console())
 
 
-def _cost_ranges(sc, base_dir: Path, show: bool):
-    """costsim.ranges.assumption_ranges, with a progress bar on stderr when `show`."""
+def _cost_ranges(sc, path: Path, show: bool):
+    """costsim.ranges.assumption_ranges, with a progress bar on stderr when `show` or stderr is a terminal."""
     from .ranges import assumption_ranges, count_runs
 
-    if not show:
-        return assumption_ranges(sc, base_dir)
+    if not (show or sys.stderr.isatty()):
+        return assumption_ranges(sc, path.parent, source=str(path))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     with Progress(TextColumn("ranges"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_stderr(), transient=True) as bar:
         task = bar.add_task("ranges", total=count_runs(sc))
-        return assumption_ranges(sc, base_dir, progress=lambda done, total: bar.update(task, completed=done))
+        return assumption_ranges(sc, path.parent, progress=lambda done, total: bar.update(task, completed=done),
+                                 source=str(path))
 
 
 @app.command()

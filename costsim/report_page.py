@@ -81,7 +81,7 @@ def collect(scenario: Path, overrides: list[str] | None = None, progress: Progre
     est = run_estimate(sc, base_dir=scenario.parent)
     if sc.ranges:
         say(f"[{next(step)}/{total}] costing the scenario's {len(sc.ranges)} range(s): {count_runs(sc)} estimates")
-        est.ranges = assumption_ranges(sc, base_dir=scenario.parent)
+        est.ranges = assumption_ranges(sc, base_dir=scenario.parent, source=str(scenario))
     data = PageData(est=est, scenario_path=scenario, overrides=overrides)
 
     say(f"[{next(step)}/{total}] simulating one step for the timeline")
@@ -332,20 +332,28 @@ def _ranges_html(est: Estimate) -> str:
     rows = []
     for k in r.keys:
         for i, o in enumerate(k.outcomes):
-            rel = o.total["cost_usd"] / est.cost_usd - 1 if est.cost_usd else 0.0
             first = (f"<td rowspan=\"{len(k.outcomes)}\">{esc(k.label)}<br><span class=\"meta\">"
                      f"{esc(k.source or 'no source given')}</span></td>") if i == 0 else ""
+            if o.error:
+                rows.append(f"<tr>{first}<td>{esc(str(o.values[k.label]))}</td><td colspan=\"4\">cannot run: "
+                            f"{esc(o.error)}</td></tr>")
+                continue
+            rel = o.total["cost_usd"] / est.cost_usd - 1 if est.cost_usd else 0.0
             rows.append(f"<tr>{first}<td>{esc(str(o.values[k.label]))}</td><td>{fmt_hours(o.total['gpu_hours'])}"
                         f"</td><td>{fmt_days(o.total['wall_clock_days'])}</td><td>{fmt_usd(o.total['cost_usd'])}"
                         f"</td><td>{100 * rel:+.1f}%</td></tr>")
-    (hlo, hhi), (dlo, dhi), (clo, chi) = (r.total[f] for f in ("gpu_hours", "wall_clock_days", "cost_usd"))
+    if r.total is None:
+        together = f"<tr><th>all together</th><th colspan=\"5\">none of the {r.combinations} combinations can run</th></tr>"
+    else:
+        (hlo, hhi), (dlo, dhi), (clo, chi) = (r.total[f] for f in ("gpu_hours", "wall_clock_days", "cost_usd"))
+        together = (f"<tr><th>all together ({r.runnable} of {r.combinations} combinations run)</th><th></th>"
+                    f"<th>{fmt_hours(hlo)}–{fmt_hours(hhi)}</th><th>{fmt_days(dlo)}–{fmt_days(dhi)}</th>"
+                    f"<th>{fmt_usd(clo)}–{fmt_usd(chi)}</th><th></th></tr>")
     return ("<h3>The inputs it is not sure of</h3><p class=\"caption\">The scenario's <code>ranges:</code>: "
             "each value costed with the rest as written, then every combination of the values (costsim/ranges.py). "
             "This is the spread of the inputs, not the model's error above.</p><table><tr><th>key</th><th>value"
             "</th><th>GPU-hours</th><th>days</th><th>cost</th><th>vs scenario</th></tr>" + "".join(rows)
-            + f"<tr><th>all together ({r.combinations} combinations)</th><th></th><th>{fmt_hours(hlo)}–"
-              f"{fmt_hours(hhi)}</th><th>{fmt_days(dlo)}–{fmt_days(dhi)}</th><th>{fmt_usd(clo)}–{fmt_usd(chi)}"
-              "</th><th></th></tr></table>")
+            + together + "</table>")
 
 
 def build_page(data: PageData) -> str:

@@ -191,6 +191,33 @@ MAX_RANGE_COMBINATIONS = 256
 MAX_RANGE_KEYS = 32
 
 
+def normal_key(key: str) -> str:
+    """A dotted key as costsim compares it: parts stripped, list indices as plain numbers (`phases.00` →
+    `phases.0`)."""
+    parts = [part.strip() for part in key.strip().split(".")]
+    return ".".join(str(int(part)) if part.isdigit() else part for part in parts)
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether two normal keys set the same value, or one sets a mapping or list holding the other."""
+    pa, pb = a.split("."), b.split(".")
+    n = min(len(pa), len(pb))
+    return pa[:n] == pb[:n]
+
+
+def unrangeable(key: str) -> str | None:
+    """Why a key cannot be a range (the ranges cost closed-form estimates with fixed phases), or None."""
+    parts = key.split(".")
+    if parts[0] == "ranges":
+        return "a range cannot vary the ranges themselves"
+    if parts[0] in ("reliability", "search"):
+        return (f"{parts[0]} does not change the closed-form estimate the ranges cost (reliability: --simulate; "
+                "search: costsim search)")
+    if parts[0] == "name" or (parts[0] == "phases" and (len(parts) < 3 or parts[2] == "name")):
+        return "a range cannot rename, add or remove phases (vary a key inside one: phases.0.tokens)"
+    return None
+
+
 class Range(_Strict):
     """An input the scenario is not sure of: the values it may take, and where they come from. `costsim estimate`
     costs the scenario at each value (the rest as written) and over every combination of the ranges
@@ -209,13 +236,16 @@ class Range(_Strict):
         keys = [value] if isinstance(value, str) else value
         if not 1 <= len(keys) <= MAX_RANGE_KEYS:
             raise ValueError(f"expected one key or a list of 1 to {MAX_RANGE_KEYS}; got {len(keys)}")
-        keys = [k.strip() for k in keys]
+        out = []
         for k in keys:
-            if not k or len(k) > 200:
-                raise ValueError("a key must hold 1 to 200 characters")
-            if k.split(".")[0] == "ranges":
-                raise ValueError("a range cannot vary the ranges themselves")
-        return keys[0] if isinstance(value, str) else keys
+            k = normal_key(k)
+            if not k or len(k) > 200 or not all(k.split(".")):
+                raise ValueError(f"'{clip(k, 60)}': a key must hold 1 to 200 characters, no empty part")
+            why = unrangeable(k)
+            if why:
+                raise ValueError(f"'{clip(k, 60)}': {why}")
+            out.append(k)
+        return out[0] if isinstance(value, str) else out
 
     @property
     def keys(self) -> list[str]:
@@ -279,19 +309,30 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _ranges_apart(self) -> "Scenario":
-        seen: dict[str, int] = {}
+        seen: list[tuple[str, int]] = []
         combos = 1
         for i, r in enumerate(self.ranges):
             for k in r.keys:
-                if k in seen:
-                    raise ValueError(f"ranges[{i}].key: '{clip(k, 60)}' is varied by ranges[{seen[k]}] already"
-                                     if seen[k] != i else f"ranges[{i}].key: '{clip(k, 60)}' is listed twice")
-                seen[k] = i
+                for other, j in seen:
+                    if overlaps(k, other):
+                        same = "is listed twice" if k == other and i == j else (
+                            f"sets the same value as '{clip(other, 60)}'" if k == other else
+                            f"overlaps '{clip(other, 60)}' (one holds the other)")
+                        where = "" if i == j else f" of ranges[{j}]"
+                        raise ValueError(f"ranges[{i}].key: '{clip(k, 60)}' {same}{where}")
+                seen.append((k, i))
             combos *= len(r.values)
         if combos > MAX_RANGE_COMBINATIONS:
             raise ValueError(f"ranges: {combos:,} combinations of their values; the limit is "
                              f"{MAX_RANGE_COMBINATIONS} (fewer values or fewer ranges)")
         return self
+
+    def model_copy(self, *, update=None, deep: bool = False) -> "Scenario":
+        """A copy; one with fields updated forgets the mapping it was read from (`raw` then dumps the copy)."""
+        out = super().model_copy(update=update, deep=deep)
+        if update:
+            out._raw = None
+        return out
 
 
 def _loc(err: dict) -> str:
@@ -382,15 +423,13 @@ def read_yaml(path: Path) -> dict:
 
 
 def parse_scenario(raw: dict, source: str = "scenario") -> Scenario:
-    """Validate a raw mapping; each value of each of its `ranges` must make a valid scenario too."""
+    """Validate a raw mapping. Its `ranges` are checked as ranges here; the scenarios their values make are
+    checked where they are costed (costsim/ranges.py), so a command that does not cost them never fails on them."""
     try:
         sc = Scenario.model_validate(raw)
     except ValidationError as exc:
         raise ScenarioError(one_line(exc, f"{source}: ")) from None
     sc._raw = copy.deepcopy(raw)
-    for i, r in enumerate(sc.ranges):
-        for value in r.values:
-            vary(sc, dict.fromkeys(r.keys, value), f"{source}: ranges[{i}]")
     return sc
 
 
@@ -399,7 +438,7 @@ def vary(sc: Scenario, values: dict[str, Any], where: str = "ranges") -> Scenari
     name the key and value."""
     raw = sc.raw
     raw.pop("ranges", None)
-    label = ", ".join(f"{k}={short(v)}" for k, v in values.items())
+    label = ", ".join(f"{k}={clip(short(v), 40)}" for k, v in values.items())
     for k, v in values.items():
         set_key(raw, k, v, f"{where} ({clip(label, 100)})")
     try:
@@ -416,9 +455,22 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None,
     added to the file's own (the command line's --range)."""
     path = Path(path)
     raw = apply_overrides(read_yaml(path), overrides or [])
+    pinned = [normal_key(o.split("=", 1)[0]) for o in overrides or []]
+    if pinned and isinstance(raw.get("ranges"), list):
+        raw["ranges"] = [r for r in raw["ranges"] if not _pinned(r, pinned)]
     if ranges:
         raw["ranges"] = list(raw.get("ranges") or []) + [parse_range(item) for item in ranges]
     return parse_scenario(raw, str(path))
+
+
+def _pinned(entry: Any, pinned: list[str]) -> bool:
+    """Whether a file's range varies a key that --set pins (then the --set wins and the range is left out)."""
+    if not isinstance(entry, dict):
+        return False
+    keys = entry.get("key")
+    keys = [keys] if isinstance(keys, str) else keys if isinstance(keys, list) else []
+    return any(isinstance(k, str) and not p.startswith("ranges") and overlaps(normal_key(k), p)
+               for k in keys for p in pinned)
 
 
 def parse_range(item: str) -> dict:

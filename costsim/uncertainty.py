@@ -14,6 +14,13 @@ paper); derived duplicates (`fitted_on=False`) and failed predictions are left o
 precision (bf16, fp8) where a regime has at least MIN_CASES cases from MIN_SOURCES sources, else all cases
 (MoE runs: DeepSeek-V3 only, too few, so MoE phases take their precision's band).
 
+Comparing plans (`costsim search`) needs a different figure: not how far one estimate is off, but how far the
+ratio of two estimates is. Two runs of one source share its hardware, software and reporting, so the error of
+their ratio is the difference of their held-out log errors, e_a − e_b; `comparison` holds the quantiles of
+|e_a − e_b| over every pair of cases of one source and one metric, every source weighed the same. A plan costed
+r times the best one is in fact cheaper with probability P(e_a − e_b > ln r) = ½·P(|e_a − e_b| > ln r) (the
+pair's order is arbitrary, so the difference is symmetric): `p_beats_best`.
+
 The quantiles are computed when fitting (`costsim validate --fit`, fit.py) and stored in costsim/fitted.json
 as `error_band`; `python -m costsim.uncertainty` recomputes them from the current fitted.json without
 refitting. Estimating reads them; it never runs the validation.
@@ -27,6 +34,7 @@ from typing import Iterable
 import numpy as np
 
 QUANTILES = tuple(round(0.05 * i, 2) for i in range(1, 20))   # 0.05 … 0.95; p10 and p90 among them
+PAIR_QUANTILES = tuple(round(0.01 * i, 2) for i in range(1, 100))   # 0.01 … 0.99 of |e_a − e_b|
 MIN_CASES = 30
 MIN_SOURCES = 3
 ABOUT = ("p10–p90 band of the model's own error, from the held-out (leave-one-source-out) errors of the "
@@ -92,6 +100,7 @@ def error_band(rows, cases) -> dict:
         samples.setdefault(_precision(case.scenario), []).append(s)
         samples.setdefault("moe" if _is_moe(case.scenario) else "dense", []).append(s)
     regimes, too_few = {}, {}
+    pairs = comparison(rows)
     for name, ss in samples.items():
         n_src = len({g for g, _ in ss})
         if name == "all" or (len(ss) >= MIN_CASES and n_src >= MIN_SOURCES):
@@ -100,7 +109,50 @@ def error_band(rows, cases) -> dict:
             too_few[name] = {"cases": len(ss), "sources": n_src}
     return {"_about": ABOUT, "quantiles": list(QUANTILES), "min_cases": MIN_CASES, "min_sources": MIN_SOURCES,
             "selection": "the phase's precision (bf16, fp8) where that regime has enough cases, else all",
-            "regimes": dict(sorted(regimes.items())), "too_few": dict(sorted(too_few.items()))}
+            "regimes": dict(sorted(regimes.items())), "too_few": dict(sorted(too_few.items())),
+            "comparison": pairs}
+
+
+COMPARISON_ABOUT = ("how far costsim's ratio of two runs is off: quantiles (`quantiles`) of |e_a − e_b| over every "
+                    "pair of validation cases of one source and one metric, e the held-out log error in time, every "
+                    "source weighed the same (costsim/uncertainty.py); a plan costed r × the best is in fact "
+                    "cheaper with probability ½·P(|e_a − e_b| > ln r)")
+
+
+def comparison(rows) -> dict | None:
+    """The `comparison` record: quantiles of |e_a − e_b| within each source and metric (see the module's doc);
+    None without two comparable cases."""
+    by: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        r, cv = row.result, row.cv_predicted
+        if not r.fitted_on or not (math.isfinite(cv) and cv > 0):
+            continue
+        by.setdefault((r.group, r.metric), []).append(_time_log_error(r.metric, cv, r.published))
+    diffs: dict[str, list[float]] = {}
+    for (group, _), es in by.items():
+        diffs.setdefault(group, []).extend(abs(a - b) for i, a in enumerate(es) for b in es[i + 1:])
+    diffs = {g: d for g, d in diffs.items() if d}
+    if not diffs:
+        return None
+    values = [x for d in diffs.values() for x in d]
+    weights = [1.0 / len(d) for d in diffs.values() for _ in d]
+    q = weighted_quantiles(values, weights, PAIR_QUANTILES)
+    return {"_about": COMPARISON_ABOUT, "pairs": len(values), "sources": len(diffs),
+            "quantiles": list(PAIR_QUANTILES), "abs_log_diff_quantiles": [round(x, 4) for x in q],
+            "median": round(math.exp(q[PAIR_QUANTILES.index(0.5)]) - 1, 4)}
+
+
+def p_beats_best(ratio: float, record: dict | None) -> float | None:
+    """Chance that a plan costed `ratio` (≥ 1) × the best is in fact cheaper (or faster), from the `comparison`
+    record: ½·P(|e_a − e_b| > ln ratio), the empirical CDF interpolated between its quantiles (from 0 at 0).
+    Past the last stored quantile it stays at ½·(1 − 0.99): an upper bound. None without a record."""
+    if not record or not math.isfinite(ratio):
+        return None
+    x = math.log(max(ratio, 1.0))
+    qs = [0.0, *record["abs_log_diff_quantiles"]]
+    ps = [0.0, *record["quantiles"]]
+    cdf = float(np.interp(x, qs, ps))
+    return 0.5 * (1.0 - cdf)
 
 
 def compute_band(progress=None) -> dict:
@@ -173,6 +225,16 @@ def combine(values: Iterable[float], phases: list[tuple[float, str | None]], ban
     return float(lo), float(hi)
 
 
+def beats_best(values: list[float]) -> list[float | None]:
+    """p_beats_best of each of `values` (costs or days, best first) against the first; None for the first and
+    for all when fitted.json has no comparison record."""
+    record = (load_band() or {}).get("comparison")
+    if not values or not record:
+        return [None] * len(values)
+    best = values[0]
+    return [None] + [p_beats_best(v / best, record) if best > 0 else None for v in values[1:]]
+
+
 def main() -> None:   # python -m costsim.uncertainty
     band = compute_band()
     changed = write_band(band)
@@ -180,6 +242,10 @@ def main() -> None:   # python -m costsim.uncertainty
         print(f"{name:>5}: {r['cases']:3d} cases, {r['sources']} sources: p10 ×{r['p10']:.3f}, p90 ×{r['p90']:.3f}")
     for name, r in band["too_few"].items():
         print(f"{name:>5}: {r['cases']:3d} cases, {r['sources']} sources: too few, not used")
+    c = band.get("comparison")
+    if c:
+        print(f"comparing two runs of one source: {c['pairs']:,} pairs, {c['sources']} sources, median error of "
+              f"the ratio ±{100 * c['median']:.1f}%")
     print(("wrote" if changed else "unchanged:") + " error_band in costsim/fitted.json")
 
 

@@ -79,7 +79,9 @@ def test_points_and_span_equal_estimate_with_set(tmp_path):
                 [min(p[name][f] for p in phases), max(p[name][f] for p in phases)], rel=1e-12)
     cheapest = min(range(6), key=lambda i: totals[i]["cost_usd"])
     rc, tokens = list(itertools.product(["selective", "full"], [2.0e11, 3.0e11, 4.0e11]))[cheapest]
-    assert r["lowest_cost_at"] == {"parallelism.recompute": rc, "phases.0.tokens (+1 more)": tokens}
+    assert r["lowest_cost_at"] == [{"key": "parallelism.recompute", "value": rc},
+                                   {"key": ["phases.0.tokens", "phases.1.tokens"], "value": tokens}]
+    assert r["runnable"] == 6 and r["cannot_run"] == []
     assert (rc, tokens) == ("selective", 2.0e11)        # less recompute, fewer tokens: the obvious cheapest
 
 
@@ -119,16 +121,17 @@ def test_serving_day_states_the_published_ranges():
     assert lo <= d["total"]["cost_usd"] <= hi and lo < hi
 
 
-def test_a_set_applies_before_the_ranges(tmp_path):
-    """--set changes the base; a range's values replace a key --set changed."""
-    path = with_ranges(tmp_path, SMALL_RANGES[:1])
+def test_a_set_applies_before_the_ranges_and_pins_its_key(tmp_path):
+    """--set changes the base the ranges vary; a range over a key --set pins (or a key holding it) is left out."""
+    path = with_ranges(tmp_path, SMALL_RANGES)
     base = json.loads(invoke("estimate", path, "--format", "json", "--set", "pricing.usd_per_gpu_hour=4").stdout)
     want = estimate_json(SMALL, "pricing.usd_per_gpu_hour=4", "parallelism.recompute=full")["total"]
     assert base["assumption_ranges"]["keys"][0]["values"][1]["cost_usd"] == pytest.approx(want["cost_usd"])
-    over = json.loads(invoke("estimate", path, "--format", "json", "--set", "parallelism.recompute=none").stdout)
-    pts = over["assumption_ranges"]["keys"][0]["values"]
-    assert [v["value"] for v in pts] == ["selective", "full"]
-    assert pts[1]["cost_usd"] == pytest.approx(estimate_json(SMALL, "parallelism.recompute=full")["total"]["cost_usd"])
+    for pin in ("parallelism.recompute=none", "parallelism={tp: 4, pp: 8}"):
+        over = json.loads(invoke("estimate", path, "--format", "json", "--set", pin).stdout)["assumption_ranges"]
+        assert [k["key"] for k in over["keys"]] == [["phases.0.tokens", "phases.1.tokens"]], pin
+    one = json.loads(invoke("estimate", path, "--format", "json", "--set", "phases.1.tokens=1e11").stdout)
+    assert [k["key"] for k in one["assumption_ranges"]["keys"]] == ["parallelism.recompute"]
 
 
 @pytest.mark.parametrize("ranges, expect", [
@@ -139,7 +142,19 @@ def test_a_set_applies_before_the_ranges(tmp_path):
     ([{"key": "ranges.0.values", "values": [1, 2]}], "a range cannot vary the ranges themselves"),
     ([{"key": "phases.0.tokens", "values": [1e11, 2e11]}, {"key": ["phases.1.tokens", "phases.0.tokens"],
                                                            "values": [1e11, 2e11]}],
-     "ranges[1].key: 'phases.0.tokens' is varied by ranges[0] already"),
+     "ranges[1].key: 'phases.0.tokens' sets the same value as 'phases.0.tokens' of ranges[0]"),
+    ([{"key": "phases.0.tokens", "values": [1e11, 2e11]}, {"key": "phases.00.tokens", "values": [1e11, 2e11]}],
+     "sets the same value as 'phases.0.tokens' of ranges[0]"),
+    ([{"key": "parallelism.recompute", "values": ["none", "full"]},
+      {"key": "parallelism", "values": [{"tp": 4}, {"tp": 8}]}], "overlaps 'parallelism.recompute'"),
+    ([{"key": "reliability.gpu_mtbf_hours", "values": [1e3, 1e6]}], "does not change the closed-form estimate"),
+    ([{"key": "search.tp", "values": [4, 8]}], "does not change the closed-form estimate"),
+    ([{"key": "name", "values": ["a", "b"]}], "cannot rename, add or remove phases"),
+    ([{"key": "phases.0", "values": [{}, {}]}], "cannot rename, add or remove phases"),
+    ([{"key": "phases.1.name", "values": ["a", "b"]}], "cannot rename, add or remove phases"),
+    ([{"key": "model", "values": ["gpt3-175b", {"hidden_size": {1: 2, "a": 3}}]}],
+     "ranges (model={'hidden_size': {1: 2, 'a': 3}}): model.hidden_act"),
+    ([{"key": "phases.0.tokens", "values": [3e11, "x" * 5000]}], "phases.0.tokens"),
     ([{"key": ["phases.0.tokens", "phases.0.tokens"], "values": [1e11, 2e11]}], "is listed twice"),
     ([{"key": f"phases.0.k{i}", "values": list(range(4))} for i in range(5)], "1,024 combinations"),
     ([{"key": "phases.0.tokens", "values": [1e11, 2e11], "sauce": "x"}], "ranges.0.sauce: unknown key"),
@@ -154,13 +169,42 @@ def test_bad_ranges_fail_in_one_line(tmp_path, ranges, expect):
     assert expect in lines[0], lines[0]
 
 
-def test_a_value_that_cannot_run_names_itself(tmp_path):
-    """Valid as a scenario, infeasible as a plan: the estimate's reason, prefixed by the range's value."""
+def test_a_value_that_cannot_run_is_reported_and_left_out(tmp_path):
+    """Valid as a scenario, infeasible as a plan: the point carries the estimate's reason, the span the rest."""
     path = with_ranges(tmp_path, [{"key": "parallelism.tp", "values": [4, 3]}])
     res = invoke("estimate", path, "--format", "json")
-    assert res.exit_code == 2
-    line = res.stderr.strip()
-    assert line.startswith("error: ranges (parallelism.tp=3): ") and "\n" not in line, line
+    assert res.exit_code == 0, res.stderr
+    r = json.loads(res.stdout)["assumption_ranges"]
+    bad = r["keys"][0]["values"][1]
+    assert bad["value"] == 3 and bad["cost_usd"] is None and "tp" in bad["error"]
+    assert r["runnable"] == 1 and r["cannot_run"] == [{"at": [{"key": "parallelism.tp", "value": 3}],
+                                                         "error": bad["error"]}]
+    ok = r["keys"][0]["values"][0]["cost_usd"]
+    assert r["total"]["cost_usd"] == [ok, ok]
+    table = invoke("estimate", path).stdout
+    assert "cannot run" in table and "1 of 2 combinations cannot run" in table
+    none = with_ranges(tmp_path, [{"key": "parallelism.tp", "values": [3, 5]}])
+    r = json.loads(invoke("estimate", none, "--format", "json").stdout)["assumption_ranges"]
+    assert r["total"] is None and r["lowest_cost_at"] is None and r["runnable"] == 0
+    assert "none of the 2 combinations can run" in invoke("estimate", none).stdout
+
+
+def test_only_the_commands_that_cost_ranges_check_their_values(tmp_path):
+    """A range value that makes no valid scenario fails `estimate`, not --no-ranges or the other commands."""
+    path = with_ranges(tmp_path, [{"key": "phases.0.tokens", "values": [3e11, -1]}])
+    assert invoke("estimate", path, "--format", "json").exit_code == 2
+    assert invoke("estimate", path, "--format", "json", "--no-ranges").exit_code == 0
+    assert invoke("timeline", path, "-o", tmp_path / "t.html").exit_code == 0
+    space = tmp_path / "space.yaml"
+    space.write_text("tp: 8\npp: [2, 4]\nmicro_batch_size: 1\nzero_stage: 1\n")
+    assert invoke("search", path, "--space", space, "--top", "2").exit_code == 0
+
+
+def test_a_copy_with_updates_forgets_the_file():
+    sc = load_scenario(SERVING)
+    assert sc.raw["name"] == sc.name
+    changed = sc.model_copy(update={"name": "changed"})
+    assert changed.raw["name"] == "changed" and sc.raw["name"] != "changed"
 
 
 def test_the_combination_limit_is_the_documented_one():

@@ -138,7 +138,7 @@ def test_cli_json_keys_and_csv(dense, tmp_path):
     assert len(d["top"]) == 3
     entry = d["top"][0]
     assert set(entry) == {"plan", "step_time_s", "wall_clock_days", "gpu_hours", "cost_usd", "mfu",
-                          "memory_gib_per_gpu"}
+                          "memory_gib_per_gpu", "p_beats_best"}
     assert entry["plan"]["pp"] == 2 and entry["plan"]["tp"] in (2, 4)
     assert {"tp", "pp", "cp", "ep", "zero_stage", "micro_batch_size", "num_gpus", "gpu"} <= set(entry["plan"])
     out = runner.invoke(app, ["search", str(path), "--space", str(space), "--format", "csv"])

@@ -136,3 +136,84 @@ def test_refit_keeps_the_band_and_write_band_touches_only_it(tmp_path, monkeypat
     assert uncertainty.write_band(new_band, str(path)) and not uncertainty.write_band(new_band, str(path))
     after = json.loads(path.read_text())
     assert after["error_band"] == new_band and after["loso"] == record["loso"]
+
+
+# ---- comparing two plans: the error of a ratio of two estimates (`comparison`, p_beats_best) ----
+
+def _pair_rows(spec):
+    """spec: (source, metric, held-out log error in time, fitted_on) → rows whose time error is that value."""
+    rows = []
+    for group, metric, e, fitted_on in spec:
+        rows.append(NS(result=NS(group=group, metric=metric, published=1.0, fitted_on=fitted_on),
+                       cv_predicted=math.exp(e)))
+    return rows
+
+
+def test_comparison_pairs_runs_of_one_source_and_metric_only():
+    spec = [("a", "step time (s)", 0.0, True), ("a", "step time (s)", 0.1, True), ("a", "step time (s)", 0.3, True),
+            ("a", "tokens/s per GPU", -5.0, True),            # alone in its metric: no pair
+            ("b", "step time (s)", 0.0, True), ("b", "step time (s)", 1.0, True),
+            ("b", "step time (s)", 9.0, False),                # a derived duplicate: left out
+            ("c", "step time (s)", 0.2, True)]                 # alone in its source: no pair
+    rec = uncertainty.comparison(_pair_rows(spec))
+    assert rec["pairs"] == 4 and rec["sources"] == 2
+    q = rec["abs_log_diff_quantiles"]
+    assert q == sorted(q) and min(q) >= 0.1 - 1e-9 and max(q) <= 1.0 + 1e-9
+    # every source weighs the same: b's one pair (|d| = 1) holds half the weight, so the top half is 1.0
+    assert q[rec["quantiles"].index(0.8)] == pytest.approx(1.0)
+    assert q[rec["quantiles"].index(0.2)] < 0.31
+    assert uncertainty.comparison(_pair_rows([("a", "step time (s)", 0.1, True)])) is None
+
+
+def test_p_beats_best_is_half_the_tail_of_the_pair_errors():
+    rec = {"quantiles": [0.5, 0.8, 0.99], "abs_log_diff_quantiles": [0.05, 0.15, 0.4]}
+    assert uncertainty.p_beats_best(1.0, rec) == pytest.approx(0.5)
+    assert uncertainty.p_beats_best(0.9, rec) == pytest.approx(0.5)        # never above a tie
+    assert uncertainty.p_beats_best(math.exp(0.05), rec) == pytest.approx(0.25)
+    assert uncertainty.p_beats_best(math.exp(0.15), rec) == pytest.approx(0.10)
+    assert uncertainty.p_beats_best(100.0, rec) == pytest.approx(0.005)    # past the last quantile: a bound
+    ps = [uncertainty.p_beats_best(1 + i / 100, rec) for i in range(60)]
+    assert all(a >= b for a, b in zip(ps, ps[1:]))
+    assert uncertainty.p_beats_best(1.1, None) is None
+
+
+def test_p_beats_best_agrees_with_sampled_pairs():
+    """Monte-Carlo twin: draw pair errors from the committed record's own distribution of |e_a − e_b| (inverse
+    CDF), give each a random sign, and count how often a plan costed r × the best comes out cheaper."""
+    import numpy as np
+    rec = fitted_record()["error_band"]["comparison"]
+    rng = np.random.default_rng(7)
+    u = rng.uniform(0.0, 0.99, 400_000)
+    mag = np.interp(u, [0.0, *rec["quantiles"]], [0.0, *rec["abs_log_diff_quantiles"]])
+    d = mag * rng.choice([-1.0, 1.0], size=mag.size)
+    top = rec["abs_log_diff_quantiles"][-1]
+    for r in (1.0, 1.02, 1.05, 1.1, 1.2, 1.3):
+        assert math.log(r) < top
+        # the draws cover the first 99% of |e_a − e_b|; the last 1% lies beyond every r here, half of it above
+        sampled = 0.99 * float(np.mean(d > math.log(r))) + 0.01 * 0.5
+        assert uncertainty.p_beats_best(r, rec) == pytest.approx(sampled, abs=0.003), r
+
+
+def test_committed_comparison_record():
+    rec = fitted_record()["error_band"]["comparison"]
+    assert rec["sources"] >= 3 and rec["pairs"] >= 100
+    assert 0.01 < rec["median"] < 0.3
+    assert rec["abs_log_diff_quantiles"] == sorted(rec["abs_log_diff_quantiles"])
+
+
+def test_search_says_how_sure_its_ranking_is():
+    res = runner.invoke(app, ["search", GPT3, "--top", "5", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    ps = [t["p_beats_best"] for t in d["top"]]
+    assert ps[0] is None and all(0.0 <= p <= 0.5 for p in ps[1:])
+    costs = [t["cost_usd"] for t in d["top"]]
+    record = fitted_record()["error_band"]["comparison"]
+    for c, p in zip(costs[1:], ps[1:]):
+        assert p == pytest.approx(uncertainty.p_beats_best(c / costs[0], record))
+    assert d["comparison"]["pairs"] == record["pairs"]
+    table = runner.invoke(app, ["search", GPT3, "--top", "5"], env={"COLUMNS": "200"})
+    assert "beats #1" in table.output and "too close to call" in table.output
+    pareto = json.loads(runner.invoke(app, ["search", GPT3, "--top", "3", "--objective", "pareto",
+                                            "--format", "json"]).output)
+    assert all(t["p_beats_best"] is None for t in pareto["top"])

@@ -108,12 +108,28 @@ class SearchResult:
                else (lambda r: (r.wall_clock_days, r.cost_usd)))
         return sorted(self.feasible, key=key)[: self.top_n]
 
+    def beats_best(self) -> list[float | None]:
+        """Per top plan: the chance it is in fact cheaper (objective cost) or faster (time) than the first, from
+        the model's held-out errors between two runs of one source (uncertainty.p_beats_best); None for the
+        first, and for all under the pareto objective."""
+        top = self.top
+        if self.objective not in ("cost", "time"):
+            return [None] * len(top)
+        from ..uncertainty import beats_best
+        return beats_best([r.cost_usd if self.objective == "cost" else r.wall_clock_days for r in top])
+
     def to_dict(self) -> dict:
+        from ..uncertainty import COMPARISON_ABOUT, load_band
+        record = (load_band() or {}).get("comparison")
+        top = [r.to_dict() | {"p_beats_best": p} for r, p in zip(self.top, self.beats_best())]
         return {"scenario": self.scenario, "phase": self.phase, "space": self.space, "objective": self.objective,
                 "evaluated": self.evaluated, "feasible": len(self.feasible),
                 "rejected": dict(sorted(self.rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
                 "seconds": self.seconds, "configs_per_s": self.configs_per_s, "engine": dict(self.engine),
-                "top": [r.to_dict() for r in self.top], "pareto": [r.to_dict() for r in self.pareto]}
+                "top": top, "pareto": [r.to_dict() for r in self.pareto],
+                "comparison": None if record is None else {
+                    "what": COMPARISON_ABOUT, "pairs": record["pairs"], "sources": record["sources"],
+                    "median_ratio_error": record["median"]}}
 
 
 def pareto_front(results: list[PlanResult]) -> list[PlanResult]:

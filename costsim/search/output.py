@@ -29,14 +29,40 @@ def plan_label(plan: dict) -> str:
     return " ".join(parts)
 
 
-def _table(title: str, rows: list[PlanResult]) -> Table:
+def fmt_chance(p: float | None) -> str:
+    """A chance as a table cell: '—' for none, '<1%' below one percent (0.5% is the record's floor)."""
+    if p is None:
+        return "—"
+    return "<1%" if p < 0.01 else f"{p:.0%}"
+
+
+def _table(title: str, rows: list[PlanResult], beats: list[float | None] | None = None) -> Table:
     t = Table(title=title, title_justify="left")
-    for col in ("#", "plan", "step s", "days", "GPU-h", "$", "MFU", "GiB/GPU"):
+    cols = ("#", "plan", "step s", "days", "GPU-h", "$", "MFU", "GiB/GPU") + (("beats #1",) if beats else ())
+    for col in cols:
         t.add_column(col, justify="left" if col == "plan" else "right")
     for i, r in enumerate(rows, 1):
         t.add_row(str(i), plan_label(r.plan), f"{r.step_time_s:.3f}", f"{r.wall_clock_days:.2f}",
-                  f"{r.gpu_hours:,.0f}", f"{r.cost_usd:,.0f}", f"{r.mfu:.1%}", f"{r.memory_gib_per_gpu:.1f}")
+                  f"{r.gpu_hours:,.0f}", f"{r.cost_usd:,.0f}", f"{r.mfu:.1%}", f"{r.memory_gib_per_gpu:.1f}",
+                  *([fmt_chance(beats[i - 1])] if beats else []))
     return t
+
+
+def _beats_note(res: SearchResult, beats: list[float | None]) -> str | None:
+    """How sure the ranking is: the caption of the 'beats #1' column."""
+    from ..uncertainty import load_band
+    record = (load_band() or {}).get("comparison")
+    if record is None or not any(p is not None for p in beats):
+        return None
+    import math
+    what, more = ("cheaper", "dearer") if res.objective == "cost" else ("faster", "slower")
+    close = sum(1 for p in beats if p is not None and p >= 0.25)
+    sure = math.exp(record["abs_log_diff_quantiles"][record["quantiles"].index(0.8)]) - 1   # ½·(1 − 0.8) = 10%
+    return (f"beats #1: the chance a plan is in fact {what} than #1, from costsim's held-out errors on the ratio "
+            f"of two runs of one source (median ±{100 * record['median']:.1f}%; {record['pairs']:,} pairs, "
+            f"{record['sources']} sources); a plan {100 * sure:.0f}% {more} than #1 has a 10% chance. "
+            + (f"{close} of the others shown are too close to call (≥ 25%)." if close
+               else "#1 leads every other plan shown by more than the median error."))
 
 
 def render(res: SearchResult, console: Console) -> None:
@@ -50,7 +76,12 @@ def render(res: SearchResult, console: Console) -> None:
     if not res.feasible:
         console.print("no feasible plan in this space; widen it (--space, a search: block) or add GPUs")
         return
-    console.print(_table(f"top {len(res.top)} by {res.objective}", res.top))
+    beats = res.beats_best()
+    console.print(_table(f"top {len(res.top)} by {res.objective}", res.top,
+                         beats if any(p is not None for p in beats) else None))
+    note = _beats_note(res, beats)
+    if note:
+        console.print(note, style="dim", highlight=False)
     console.print(_table(f"Pareto frontier (cost vs wall-clock): {len(res.pareto)} plans", res.pareto))
 
 
