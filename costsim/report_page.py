@@ -349,6 +349,11 @@ def _ranges_html(est: Estimate) -> str:
         together = (f"<tr><th>all together ({r.runnable} of {r.combinations} combinations run)</th><th></th>"
                     f"<th>{fmt_hours(hlo)}–{fmt_hours(hhi)}</th><th>{fmt_days(dlo)}–{fmt_days(dhi)}</th>"
                     f"<th>{fmt_usd(clo)}–{fmt_usd(chi)}</th><th></th></tr>")
+    if r.failed:
+        first = r.failed[0]
+        at = ", ".join(f"{k}={v}" for k, v in first.values.items())
+        together += (f"<tr><td colspan=\"6\" class=\"meta\">{len(r.failed)} of {r.combinations} combinations "
+                     f"cannot run and are left out of the span; e.g. {esc(at)}: {esc(first.error or '')}</td></tr>")
     return ("<h3>The inputs it is not sure of</h3><p class=\"caption\">The scenario's <code>ranges:</code>: "
             "each value costed with the rest as written, then every combination of the values (costsim/ranges.py). "
             "This is the spread of the inputs, not the model's error above.</p><table><tr><th>key</th><th>value"

@@ -192,10 +192,18 @@ MAX_RANGE_KEYS = 32
 
 
 def normal_key(key: str) -> str:
-    """A dotted key as costsim compares it: parts stripped, list indices as plain numbers (`phases.00` →
-    `phases.0`)."""
-    parts = [part.strip() for part in key.strip().split(".")]
-    return ".".join(str(int(part)) if part.isdigit() else part for part in parts)
+    """A dotted key as costsim compares it: parts stripped, list indices as plain numbers (`phases.00`,
+    `phases.+0` → `phases.0`)."""
+    return ".".join(_normal_part(part) for part in key.strip().split("."))
+
+
+def _normal_part(part: str) -> str:
+    """A list index as set_key reads it (int(): '00', '+0', '0_0' and ' 0 ' are all 0); anything else stripped."""
+    part = part.strip()
+    try:
+        return str(int(part))
+    except ValueError:
+        return part
 
 
 def overlaps(a: str, b: str) -> bool:

@@ -35,6 +35,7 @@ import numpy as np
 
 QUANTILES = tuple(round(0.05 * i, 2) for i in range(1, 20))   # 0.05 … 0.95; p10 and p90 among them
 PAIR_QUANTILES = tuple(round(0.01 * i, 2) for i in range(1, 100))   # 0.01 … 0.99 of |e_a − e_b|
+MARGINS = (0.0, 0.03, 0.08, 0.15, 0.3, 1e9)   # predicted gap between two runs, for the calibration by margin
 MIN_CASES = 30
 MIN_SOURCES = 3
 ABOUT = ("p10–p90 band of the model's own error, from the held-out (leave-one-source-out) errors of the "
@@ -43,11 +44,14 @@ ABOUT = ("p10–p90 band of the model's own error, from the held-out (leave-one-
          "step time, GPU-hours, cost and days are multiplied by.")
 
 
+def _timelike(metric: str) -> bool:
+    return "time" in metric.lower() or "gpu-hours" in metric.lower()
+
+
 def _time_log_error(metric: str, predicted: float, published: float) -> float:
     """log(predicted time / true time): time-like metrics as is, rates inverted."""
     e = math.log(predicted / published)
-    timelike = "time" in metric.lower() or "gpu-hours" in metric.lower()
-    return e if timelike else -e
+    return e if _timelike(metric) else -e
 
 
 def _precision(scenario: dict) -> str:
@@ -100,7 +104,7 @@ def error_band(rows, cases) -> dict:
         samples.setdefault(_precision(case.scenario), []).append(s)
         samples.setdefault("moe" if _is_moe(case.scenario) else "dense", []).append(s)
     regimes, too_few = {}, {}
-    pairs = comparison(rows)
+    pairs = comparison(rows, cases)
     for name, ss in samples.items():
         n_src = len({g for g, _ in ss})
         if name == "all" or (len(ss) >= MIN_CASES and n_src >= MIN_SOURCES):
@@ -119,27 +123,62 @@ COMPARISON_ABOUT = ("how far costsim's ratio of two runs is off: quantiles (`qua
                     "cheaper with probability ½·P(|e_a − e_b| > ln r)")
 
 
-def comparison(rows) -> dict | None:
-    """The `comparison` record: quantiles of |e_a − e_b| within each source and metric (see the module's doc);
-    None without two comparable cases."""
-    by: dict[tuple[str, str], list[float]] = {}
-    for row in rows:
+def _gpu(case) -> str | None:
+    cluster = (getattr(case, "scenario", None) or {}).get("cluster") or {}
+    return cluster.get("gpu") if isinstance(cluster, dict) else None
+
+
+def _pair_record(pairs: dict[str, list[tuple[float, float, float]]]) -> dict | None:
+    """Quantiles of |e_a − e_b| over `pairs` (source → [(|e_a − e_b|, predicted |log time ratio|, flipped)]),
+    every source weighed the same, and how often the predicted order was in fact wrong against how often the
+    record itself says it would be (its calibration on the same pairs)."""
+    pairs = {g: d for g, d in pairs.items() if d}
+    if not pairs:
+        return None
+    values = [x[0] for d in pairs.values() for x in d]
+    weights = [1.0 / len(d) for d in pairs.values() for _ in d]
+    q = weighted_quantiles(values, weights, PAIR_QUANTILES)
+    record = {"_about": COMPARISON_ABOUT, "pairs": len(values), "sources": len(pairs),
+              "quantiles": list(PAIR_QUANTILES), "abs_log_diff_quantiles": [round(x, 4) for x in q],
+              "median": round(math.exp(q[PAIR_QUANTILES.index(0.5)]) - 1, 4)}
+    ranked = [(w, x) for w, x in zip(weights, (x for d in pairs.values() for x in d)) if x[1] > 0]
+
+    def rates(sel: list) -> dict:
+        total = sum(w for w, _ in sel)
+        return {"ordered_pairs": len(sel), "flipped": round(sum(w * x[2] for w, x in sel) / total, 4),
+                "predicted": round(sum(w * p_beats_best(math.exp(x[1]), record) for w, x in sel) / total, 4)}
+    if ranked:
+        record["calibration"] = rates(ranked) | {"by_margin": [
+            {"margin": [lo, hi]} | rates(sel) for lo, hi in zip(MARGINS, MARGINS[1:])
+            if (sel := [(w, x) for w, x in ranked if lo <= math.exp(x[1]) - 1 < hi])]}
+    return record
+
+
+def comparison(rows, cases=None) -> dict | None:
+    """The `comparison` record (see the module's doc): pairs of one source and one metric on the same GPU type,
+    with `cross_gpu` the same for pairs on different GPU types (a search over GPU types compares those); None
+    without two comparable cases. `cases` (same order as rows) give the GPU types; without them all pairs count
+    as one GPU's."""
+    by: dict[tuple[str, str], list[tuple[float, float, float, str | None]]] = {}
+    for i, row in enumerate(rows):
         r, cv = row.result, row.cv_predicted
         if not r.fitted_on or not (math.isfinite(cv) and cv > 0):
             continue
-        by.setdefault((r.group, r.metric), []).append(_time_log_error(r.metric, cv, r.published))
-    diffs: dict[str, list[float]] = {}
-    for (group, _), es in by.items():
-        diffs.setdefault(group, []).extend(abs(a - b) for i, a in enumerate(es) for b in es[i + 1:])
-    diffs = {g: d for g, d in diffs.items() if d}
-    if not diffs:
-        return None
-    values = [x for d in diffs.values() for x in d]
-    weights = [1.0 / len(d) for d in diffs.values() for _ in d]
-    q = weighted_quantiles(values, weights, PAIR_QUANTILES)
-    return {"_about": COMPARISON_ABOUT, "pairs": len(values), "sources": len(diffs),
-            "quantiles": list(PAIR_QUANTILES), "abs_log_diff_quantiles": [round(x, 4) for x in q],
-            "median": round(math.exp(q[PAIR_QUANTILES.index(0.5)]) - 1, 4)}
+        e = _time_log_error(r.metric, cv, r.published)
+        pred = math.log(cv) if _timelike(r.metric) else -math.log(cv)      # predicted, as a log time
+        by.setdefault((r.group, r.metric), []).append((e, pred, pred - e, _gpu(cases[i]) if cases else None))
+    same: dict[str, list] = {}
+    cross: dict[str, list] = {}
+    for (group, _), xs in by.items():
+        for i, a in enumerate(xs):
+            for b in xs[i + 1:]:
+                x = abs(a[1] - b[1])                                   # predicted |log time ratio|
+                flipped = float((a[1] - b[1]) * (a[2] - b[2]) < 0)     # the published order is the other way
+                (same if a[3] == b[3] else cross).setdefault(group, []).append((abs(a[0] - b[0]), x, flipped))
+    record = _pair_record(same)
+    if record is not None:
+        record["cross_gpu"] = _pair_record(cross)
+    return record
 
 
 def p_beats_best(ratio: float, record: dict | None) -> float | None:
@@ -225,14 +264,17 @@ def combine(values: Iterable[float], phases: list[tuple[float, str | None]], ban
     return float(lo), float(hi)
 
 
-def beats_best(values: list[float]) -> list[float | None]:
+def beats_best(values: list[float], cross_gpu: list[bool] | None = None) -> list[float | None]:
     """p_beats_best of each of `values` (costs or days, best first) against the first; None for the first and
-    for all when fitted.json has no comparison record."""
+    for all when fitted.json has no comparison record. `cross_gpu[i]`: plan i runs on another GPU type than the
+    first (its record: `cross_gpu`)."""
     record = (load_band() or {}).get("comparison")
     if not values or not record:
         return [None] * len(values)
     best = values[0]
-    return [None] + [p_beats_best(v / best, record) if best > 0 else None for v in values[1:]]
+    cross = cross_gpu or [False] * len(values)
+    return [None] + [p_beats_best(v / best, (record.get("cross_gpu") or record) if c else record)
+                     if best > 0 else None for v, c in zip(values[1:], cross[1:])]
 
 
 def main() -> None:   # python -m costsim.uncertainty

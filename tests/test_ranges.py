@@ -145,6 +145,11 @@ def test_a_set_applies_before_the_ranges_and_pins_its_key(tmp_path):
      "ranges[1].key: 'phases.0.tokens' sets the same value as 'phases.0.tokens' of ranges[0]"),
     ([{"key": "phases.0.tokens", "values": [1e11, 2e11]}, {"key": "phases.00.tokens", "values": [1e11, 2e11]}],
      "sets the same value as 'phases.0.tokens' of ranges[0]"),
+    ([{"key": "phases.0.tokens", "values": [1e11, 2e11]}, {"key": "phases.+0.tokens", "values": [1e11, 2e11]}],
+     "sets the same value as 'phases.0.tokens' of ranges[0]"),
+    ([{"key": "phases.0.tokens", "values": [1e11, 2e11]}, {"key": "phases.0_0.tokens", "values": [1e11, 2e11]}],
+     "sets the same value as 'phases.0.tokens' of ranges[0]"),
+    ([{"key": "cluster.²", "values": [1, 2]}], "cluster.²: unknown key"),
     ([{"key": "parallelism.recompute", "values": ["none", "full"]},
       {"key": "parallelism", "values": [{"tp": 4}, {"tp": 8}]}], "overlaps 'parallelism.recompute'"),
     ([{"key": "reliability.gpu_mtbf_hours", "values": [1e3, 1e6]}], "does not change the closed-form estimate"),
@@ -242,3 +247,15 @@ def test_bad_command_line_ranges_fail_in_one_line(arg, expect):
     assert res.exit_code == 2
     line = res.stderr.strip()
     assert line.startswith("error: ") and "\n" not in line and expect in line, line
+
+
+@pytest.mark.parametrize("pin", ["phases.+0.tokens=3e11", "phases.00.tokens=3e11", "phases. 0 .tokens=3e11"])
+def test_any_spelling_of_an_index_pins(tmp_path, pin):
+    path = with_ranges(tmp_path, [{"key": "phases.0.tokens", "values": [2e11, 4e11]}])
+    d = json.loads(invoke("estimate", path, "--format", "json", "--set", pin).stdout)
+    assert d["assumption_ranges"] is None
+
+
+def test_a_set_key_that_is_no_number_stays_a_one_line_error():
+    res = invoke("estimate", SMALL, "--set", "cluster.²=1")
+    assert res.exit_code == 2 and res.stderr.strip().startswith("error: ") and "\n" not in res.stderr.strip()

@@ -217,3 +217,38 @@ def test_search_says_how_sure_its_ranking_is():
     pareto = json.loads(runner.invoke(app, ["search", GPT3, "--top", "3", "--objective", "pareto",
                                             "--format", "json"]).output)
     assert all(t["p_beats_best"] is None for t in pareto["top"])
+
+
+def test_comparison_splits_gpu_types_and_reports_its_calibration():
+    """Pairs on one GPU type make the record, pairs across types its `cross_gpu`; `calibration` counts how often
+    the predicted order of a pair was in fact the other way (here: b predicted slower but published faster)."""
+    def row(group, gpu, predicted, published):
+        return (NS(result=NS(group=group, metric="step time (s)", published=published, fitted_on=True),
+                   cv_predicted=predicted), NS(scenario={"cluster": {"gpu": gpu}}))
+    pairs = [row("s", "h100", 1.0, 1.0), row("s", "h100", 1.1, 0.9),      # predicted slower, in fact faster
+             row("s", "a100", 2.0, 2.0)]
+    rows, cases = zip(*pairs)
+    rec = uncertainty.comparison(list(rows), list(cases))
+    assert rec["pairs"] == 1 and rec["cross_gpu"]["pairs"] == 2
+    cal = rec["calibration"]
+    assert cal["ordered_pairs"] == 1 and cal["flipped"] == 1.0
+    assert cal["predicted"] == pytest.approx(uncertainty.p_beats_best(1.1, rec), abs=1e-4)
+    assert rec["cross_gpu"]["calibration"]["flipped"] == 0.0
+
+
+def test_the_same_run_at_another_price_is_no_contest(tmp_path):
+    space = tmp_path / "price.yaml"
+    space.write_text("tp: 8\npp: 2\nvirtual_stages: 4\nschedule: interleaved\nmicro_batch_size: 4\nzero_stage: 2\n"
+                     "recompute: none\nsequence_parallel: true\nusd_per_gpu_hour: [2.0, 2.2]\n")
+    d = json.loads(runner.invoke(app, ["search", GPT3, "--space", str(space), "--top", "2", "--format",
+                                       "json"]).output)
+    assert [t["p_beats_best"] for t in d["top"]] == [None, 0.0]
+    t = json.loads(runner.invoke(app, ["search", GPT3, "--space", str(space), "--top", "2", "--format", "json",
+                                       "--objective", "time"]).output)
+    assert [x["p_beats_best"] for x in t["top"]] == [None, None]
+
+
+def test_committed_calibration_is_close_overall():
+    cal = fitted_record()["error_band"]["comparison"]["calibration"]
+    assert abs(cal["flipped"] - cal["predicted"]) < 0.03
+    assert sum(b["ordered_pairs"] for b in cal["by_margin"]) == cal["ordered_pairs"]

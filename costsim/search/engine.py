@@ -108,28 +108,43 @@ class SearchResult:
                else (lambda r: (r.wall_clock_days, r.cost_usd)))
         return sorted(self.feasible, key=key)[: self.top_n]
 
-    def beats_best(self) -> list[float | None]:
+    def beats_best(self, top: list[PlanResult] | None = None) -> list[float | None]:
         """Per top plan: the chance it is in fact cheaper (objective cost) or faster (time) than the first, from
-        the model's held-out errors between two runs of one source (uncertainty.p_beats_best); None for the
+        the model's held-out errors between two runs of one source (uncertainty.p_beats_best; the cross-GPU
+        record for a plan on another GPU type). The same run as the first at another price carries no model
+        error: 0 when it costs more (objective cost), None (objective time: it is the same run). None for the
         first, and for all under the pareto objective."""
-        top = self.top
-        if self.objective not in ("cost", "time"):
+        top = self.top if top is None else top
+        if self.objective not in ("cost", "time") or not top:
             return [None] * len(top)
         from ..uncertainty import beats_best
-        return beats_best([r.cost_usd if self.objective == "cost" else r.wall_clock_days for r in top])
+
+        def run(r: PlanResult) -> dict:
+            return {k: v for k, v in r.plan.items() if k != "usd_per_gpu_hour"}
+        first = run(top[0])
+        gpu = top[0].plan.get("gpu")
+        out = beats_best([r.cost_usd if self.objective == "cost" else r.wall_clock_days for r in top],
+                         [r.plan.get("gpu") != gpu for r in top])
+        for i, r in enumerate(top[1:], 1):
+            if run(r) == first:
+                out[i] = (0.0 if r.cost_usd > top[0].cost_usd else 0.5) if self.objective == "cost" else None
+        return out
 
     def to_dict(self) -> dict:
         from ..uncertainty import COMPARISON_ABOUT, load_band
-        record = (load_band() or {}).get("comparison")
-        top = [r.to_dict() | {"p_beats_best": p} for r, p in zip(self.top, self.beats_best())]
+        top = self.top
+        record = (load_band() or {}).get("comparison") if self.objective in ("cost", "time") else None
+        cross = (record or {}).get("cross_gpu") or {}
         return {"scenario": self.scenario, "phase": self.phase, "space": self.space, "objective": self.objective,
                 "evaluated": self.evaluated, "feasible": len(self.feasible),
                 "rejected": dict(sorted(self.rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
                 "seconds": self.seconds, "configs_per_s": self.configs_per_s, "engine": dict(self.engine),
-                "top": top, "pareto": [r.to_dict() for r in self.pareto],
+                "top": [r.to_dict() | {"p_beats_best": p} for r, p in zip(top, self.beats_best(top))],
+                "pareto": [r.to_dict() for r in self.pareto],
                 "comparison": None if record is None else {
                     "what": COMPARISON_ABOUT, "pairs": record["pairs"], "sources": record["sources"],
-                    "median_ratio_error": record["median"]}}
+                    "median_ratio_error": record["median"],
+                    "cross_gpu_median_ratio_error": cross.get("median")}}
 
 
 def pareto_front(results: list[PlanResult]) -> list[PlanResult]:

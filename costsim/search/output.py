@@ -30,9 +30,12 @@ def plan_label(plan: dict) -> str:
 
 
 def fmt_chance(p: float | None) -> str:
-    """A chance as a table cell: '—' for none, '<1%' below one percent (0.5% is the record's floor)."""
+    """A chance as a table cell: '—' for none, '0%' for a certainty, '<1%' below one percent (0.5% is the
+    record's floor)."""
     if p is None:
         return "—"
+    if p == 0:
+        return "0%"
     return "<1%" if p < 0.01 else f"{p:.0%}"
 
 
@@ -50,17 +53,21 @@ def _table(title: str, rows: list[PlanResult], beats: list[float | None] | None 
 
 def _beats_note(res: SearchResult, beats: list[float | None]) -> str | None:
     """How sure the ranking is: the caption of the 'beats #1' column."""
+    import math
+
     from ..uncertainty import load_band
     record = (load_band() or {}).get("comparison")
     if record is None or not any(p is not None for p in beats):
         return None
-    import math
     what, more = ("cheaper", "dearer") if res.objective == "cost" else ("faster", "slower")
     close = sum(1 for p in beats if p is not None and p >= 0.25)
     sure = math.exp(record["abs_log_diff_quantiles"][record["quantiles"].index(0.8)]) - 1   # ½·(1 − 0.8) = 10%
+    cross = record.get("cross_gpu")
     return (f"beats #1: the chance a plan is in fact {what} than #1, from costsim's held-out errors on the ratio "
-            f"of two runs of one source (median ±{100 * record['median']:.1f}%; {record['pairs']:,} pairs, "
-            f"{record['sources']} sources); a plan {100 * sure:.0f}% {more} than #1 has a 10% chance. "
+            f"of two runs of one source (median ±{100 * record['median']:.1f}% on one GPU type"
+            + (f", ±{100 * cross['median']:.1f}% across types" if cross else "")
+            + f"; {record['pairs']:,} pairs, {record['sources']} sources); a plan {100 * sure:.0f}% {more} than #1 "
+            "on the same GPU type has a 10% chance; the same run at another price, none. "
             + (f"{close} of the others shown are too close to call (≥ 25%)." if close
                else "#1 leads every other plan shown by more than the median error."))
 
@@ -76,8 +83,9 @@ def render(res: SearchResult, console: Console) -> None:
     if not res.feasible:
         console.print("no feasible plan in this space; widen it (--space, a search: block) or add GPUs")
         return
-    beats = res.beats_best()
-    console.print(_table(f"top {len(res.top)} by {res.objective}", res.top,
+    top = res.top
+    beats = res.beats_best(top)
+    console.print(_table(f"top {len(top)} by {res.objective}", top,
                          beats if any(p is not None for p in beats) else None))
     note = _beats_note(res, beats)
     if note:
