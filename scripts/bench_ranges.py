@@ -9,25 +9,14 @@ seconds per estimate. Not a test: the figures go into the issue notes.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
+from bench_serving import median_s as median_seconds   # scripts/ is on sys.path when run as a script
 from costsim.estimate import estimate
 from costsim.ranges import assumption_ranges, count_runs
 from costsim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def median_seconds(fn, runs: int) -> float:
-    fn()                                          # warm: imports, numba's cache, memoised tables
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
