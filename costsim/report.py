@@ -98,7 +98,7 @@ def estimate_to_dict(est: Estimate) -> dict:
                  | {k: v for k, v in _band_keys(_total_band(bands)).items() if not k.startswith("step_time")},
         "simulation": _simulation_dict(est),
         "error_band": _band_about(est),
-        "assumption_ranges": ranges_dict(getattr(est, "ranges", None)),
+        "assumption_ranges": ranges_dict(est.ranges),
     }
 
 
@@ -120,7 +120,7 @@ def estimate_to_csv(est: Estimate) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    r = getattr(est, "ranges", None)
+    r = est.ranges
     for p in d["phases"]:
         w.writerow(common | {k: p.get(k) for k in CSV_COLUMNS if k in p} | {"phase": p["name"]}
                    | range_csv_keys(r, p["name"]))
@@ -327,7 +327,7 @@ def render_estimate(est: Estimate, console: Console) -> None:
             ("p10–p90 ", "bold"), f"{fmt_hours(lo[0])}–{fmt_hours(hi[0])} GPU-h · {fmt_days(lo[1])}–"
             f"{fmt_days(hi[1])} days · {fmt_usd(lo[2])}–{fmt_usd(hi[2])}",
             (f"  (the model's own error: held-out validation errors, {_regimes_text(est)})", "dim")))
-    if getattr(est, "ranges", None) is not None:
+    if est.ranges is not None:
         console.print(ranges_render(est.ranges, est.cost_usd, fmt_hours, fmt_days, fmt_usd))
     console.print(Text("efficiency (global): " + efficiency_line(est), style="dim"))
     if getattr(est, "run", None) is not None:

@@ -325,7 +325,7 @@ def _summary_table(est: Estimate) -> str:
 
 def _ranges_html(est: Estimate) -> str:
     """The scenario's assumption ranges: each value's cost against the scenario's, and the span of them all."""
-    r = getattr(est, "ranges", None)
+    r = est.ranges
     if r is None:
         return ""
     esc = html.escape

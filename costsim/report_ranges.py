@@ -15,10 +15,6 @@ ABOUT = ("the scenario's `ranges:` (inputs it is not sure of, each a key, the va
 CSV_KEYS = tuple(f"{f}_range_{end}" for f in FIGURES for end in ("min", "max"))
 
 
-def _num(x: float) -> float:
-    return float(x)
-
-
 def _value(v):
     """A range value as JSON (YAML values are JSON already; anything else as text)."""
     try:
@@ -36,14 +32,14 @@ def _at(r: Ranges, values: dict | None) -> list | None:
 
 
 def _point(o) -> dict:
-    figures = {f: (None if o.error else _num(o.total[f])) for f in FIGURES}
+    figures = {f: (None if o.error else float(o.total[f])) for f in FIGURES}
     return figures | ({"error": o.error} if o.error else {})
 
 
 def ranges_dict(r: Ranges | None) -> dict | None:
     if r is None:
         return None
-    span = (lambda d: None if d is None else {f: [_num(lo), _num(hi)] for f, (lo, hi) in d.items()})
+    span = (lambda d: None if d is None else {f: [float(lo), float(hi)] for f, (lo, hi) in d.items()})
     return {
         "what": ABOUT,
         "combinations": r.combinations,
